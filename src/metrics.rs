@@ -1,0 +1,1 @@
+//! metrics (placeholder until its owner lands it).

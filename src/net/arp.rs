@@ -1,0 +1,1 @@
+//! Neighbour (ARP) cache shared by all workers: one writer, lock-free readers.

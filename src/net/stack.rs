@@ -1,0 +1,1 @@
+//! Per-frame dispatch: frame bytes in, what to do with it out.

@@ -1,0 +1,1 @@
+//! baton's own TCP state machine.

@@ -1,0 +1,1 @@
+//! Wire formats: checked parse and emit (Ethernet, ARP, IPv4, ICMP, TCP).

@@ -1,0 +1,1 @@
+//! Backend pools and balancing.

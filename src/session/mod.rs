@@ -1,0 +1,1 @@
+//! Session table, sealing, repository (issue 3 and 4).

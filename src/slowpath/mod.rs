@@ -1,0 +1,1 @@
+//! Slow path: the handshake job pool.

@@ -1,0 +1,1 @@
+//! Sans-IO TLS 1.3 server.
