@@ -1,1 +1,7 @@
-//! Sans-IO TLS 1.3 server.
+//! Sans-IO TLS 1.3 server (RFC 8446) on `ring`. Owned by baton so that a
+//! connection's whole state — mid-handshake included — is a value that can be
+//! exported and imported (DESIGN.md, "Why our own TCP and TLS state machines").
+
+pub mod error;
+
+pub use error::{AlertDescription, TlsError};
