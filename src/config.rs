@@ -1,1 +1,371 @@
-//! config (placeholder until its owner lands it).
+//! TOML configuration. `baton check-config FILE` runs [`Config::load`] and
+//! prints what it would do; every error names the key it is about.
+
+use serde::Deserialize;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{path}: {msg}")]
+    Parse { path: PathBuf, msg: String },
+    #[error("{key}: {msg}")]
+    Invalid { key: &'static str, msg: String },
+}
+
+fn invalid(key: &'static str, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, msg: msg.into() }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub dpdk: DpdkSection,
+    pub listen: ListenSection,
+    pub tls: TlsSection,
+    pub backend: BackendSection,
+    #[serde(default)]
+    pub workers: WorkersSection,
+    #[serde(default)]
+    pub tcp: TcpSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+/// `[dpdk]`: EAL and port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpdkSection {
+    /// `--vdev` arguments, e.g. `"net_tap0,iface=btap0"`. Empty on a host
+    /// with a real NIC bound to a DPDK driver.
+    #[serde(default)]
+    pub vdevs: Vec<String>,
+    /// Which port to use: a DPDK device name (`"net_tap0"`) or a port id.
+    #[serde(default = "default_port")]
+    pub port: String,
+    /// Memory for the EAL in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: usize,
+    /// `"auto"` (hugepages if any are free, else `--no-huge`), `"on"`, `"off"`.
+    #[serde(default = "default_hugepages")]
+    pub hugepages: String,
+    /// EAL `--file-prefix`; every baton process on a host needs its own.
+    #[serde(default = "default_file_prefix")]
+    pub file_prefix: String,
+    /// MTU to set on the port; by default the device's own MTU is used.
+    #[serde(default)]
+    pub mtu: Option<u16>,
+    /// Mbufs in the pool (per port).
+    #[serde(default = "default_mbufs")]
+    pub mbufs: u32,
+    /// Extra EAL arguments, passed through as they are.
+    #[serde(default)]
+    pub eal_args: Vec<String>,
+}
+
+fn default_port() -> String {
+    "0".into()
+}
+fn default_memory_mb() -> usize {
+    256
+}
+fn default_hugepages() -> String {
+    "auto".into()
+}
+fn default_file_prefix() -> String {
+    format!("baton-{}", std::process::id())
+}
+fn default_mbufs() -> u32 {
+    8191
+}
+
+impl Default for DpdkSection {
+    fn default() -> Self {
+        DpdkSection {
+            vdevs: vec![],
+            port: default_port(),
+            memory_mb: default_memory_mb(),
+            hugepages: default_hugepages(),
+            file_prefix: default_file_prefix(),
+            mtu: None,
+            mbufs: default_mbufs(),
+            eal_args: vec![],
+        }
+    }
+}
+
+/// `[listen]`: the virtual address clients connect to. baton also uses it
+/// as its source address towards backends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    pub address: Ipv4Addr,
+    #[serde(default = "default_listen_port")]
+    pub port: u16,
+    /// Prefix length of the local subnet (for next-hop decisions).
+    #[serde(default = "default_prefix_len")]
+    pub prefix_len: u8,
+    /// Default gateway for destinations outside the subnet.
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+}
+
+fn default_listen_port() -> u16 {
+    443
+}
+fn default_prefix_len() -> u8 {
+    24
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key: PKCS#8, PKCS#1 RSA or SEC1 EC.
+    pub key: PathBuf,
+    /// ALPN protocols in preference order, e.g. `["h2", "http/1.1"]`.
+    #[serde(default)]
+    pub alpn: Vec<String>,
+}
+
+/// `[backend]`: one pool, round robin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSection {
+    /// `"address:port"` of each server.
+    pub servers: Vec<String>,
+    /// Give up on a backend connection that is not established after this.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    3000
+}
+
+/// `[workers]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSection {
+    #[serde(default = "default_workers")]
+    pub count: usize,
+    /// CPU cores to pin workers to, one per worker; empty = do not pin.
+    #[serde(default)]
+    pub cores: Vec<usize>,
+    /// After this many empty polls in a row a worker starts sleeping.
+    #[serde(default = "default_idle_polls")]
+    pub idle_polls_before_sleep: u32,
+    /// How long an idle worker sleeps between polls, in microseconds.
+    #[serde(default = "default_idle_sleep_us")]
+    pub idle_sleep_us: u64,
+    /// Most proxied connections one worker holds; past it new SYNs are
+    /// dropped and counted.
+    #[serde(default = "default_max_conns")]
+    pub max_connections: usize,
+}
+
+fn default_workers() -> usize {
+    1
+}
+fn default_idle_polls() -> u32 {
+    64
+}
+fn default_idle_sleep_us() -> u64 {
+    200
+}
+fn default_max_conns() -> usize {
+    65536
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        WorkersSection {
+            count: default_workers(),
+            cores: vec![],
+            idle_polls_before_sleep: default_idle_polls(),
+            idle_sleep_us: default_idle_sleep_us(),
+            max_connections: default_max_conns(),
+        }
+    }
+}
+
+/// `[tcp]`: per-connection buffer caps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSection {
+    #[serde(default = "default_buf")]
+    pub recv_buffer: usize,
+    #[serde(default = "default_buf")]
+    pub send_buffer: usize,
+}
+
+fn default_buf() -> usize {
+    256 * 1024
+}
+
+impl Default for TcpSection {
+    fn default() -> Self {
+        TcpSection { recv_buffer: default_buf(), send_buffer: default_buf() }
+    }
+}
+
+/// `[admin]`: metrics and commands on a loopback TCP port (kernel socket).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// e.g. `"127.0.0.1:9180"`; unset = no admin listener.
+    #[serde(default)]
+    pub listen: Option<String>,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.into(), err })?;
+        let mut cfg = Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { msg, .. } => ConfigError::Parse { path: path.into(), msg },
+            other => other,
+        })?;
+        // Relative certificate paths are relative to the config file.
+        if let Some(dir) = path.parent() {
+            if cfg.tls.cert.is_relative() {
+                cfg.tls.cert = dir.join(&cfg.tls.cert);
+            }
+            if cfg.tls.key.is_relative() {
+                cfg.tls.key = dir.join(&cfg.tls.key);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parses and validates config text (paths are not checked here).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::from("config"), msg: e.to_string() })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.backend.servers.is_empty() {
+            return Err(invalid("backend.servers", "needs at least one \"address:port\""));
+        }
+        for s in &self.backend.servers {
+            s.parse::<SocketAddrV4>()
+                .map_err(|_| invalid("backend.servers", format!("{s:?} is not an IPv4 \"address:port\"")))?;
+        }
+        if self.workers.count == 0 || self.workers.count > 64 {
+            return Err(invalid("workers.count", format!("{} is out of range 1..=64", self.workers.count)));
+        }
+        if !self.workers.cores.is_empty() && self.workers.cores.len() != self.workers.count {
+            return Err(invalid(
+                "workers.cores",
+                format!("lists {} cores for {} workers; give one per worker or none", self.workers.cores.len(), self.workers.count),
+            ));
+        }
+        if self.listen.prefix_len > 32 {
+            return Err(invalid("listen.prefix_len", "must be 0..=32"));
+        }
+        if self.listen.port == 0 {
+            return Err(invalid("listen.port", "must not be 0"));
+        }
+        if !matches!(self.dpdk.hugepages.as_str(), "auto" | "on" | "off") {
+            return Err(invalid("dpdk.hugepages", format!("{:?} must be \"auto\", \"on\" or \"off\"", self.dpdk.hugepages)));
+        }
+        if self.dpdk.memory_mb < 64 {
+            return Err(invalid("dpdk.memory_mb", "must be at least 64"));
+        }
+        if let Some(m) = self.dpdk.mtu {
+            if !(576..=9000).contains(&m) {
+                return Err(invalid("dpdk.mtu", format!("{m} is out of range 576..=9000")));
+            }
+        }
+        for (key, v) in [("tcp.recv_buffer", self.tcp.recv_buffer), ("tcp.send_buffer", self.tcp.send_buffer)] {
+            if !(4096..=64 * 1024 * 1024).contains(&v) {
+                return Err(invalid(key, format!("{v} is out of range 4096..=67108864 bytes")));
+            }
+        }
+        for p in &self.tls.alpn {
+            if p.is_empty() || p.len() > 255 {
+                return Err(invalid("tls.alpn", format!("{p:?} must be 1..=255 bytes")));
+            }
+        }
+        if let Some(a) = &self.admin.listen {
+            let sa: std::net::SocketAddr =
+                a.parse().map_err(|_| invalid("admin.listen", format!("{a:?} is not \"address:port\"")))?;
+            if !sa.ip().is_loopback() {
+                return Err(invalid("admin.listen", "must be a loopback address: the admin port has no authentication"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Backend addresses, validated in `parse`.
+    pub fn backend_addrs(&self) -> Vec<SocketAddrV4> {
+        self.backend.servers.iter().filter_map(|s| s.parse().ok()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[dpdk]
+vdevs = ["net_tap0,iface=btap0"]
+port = "net_tap0"
+[listen]
+address = "198.18.0.2"
+[tls]
+cert = "cert.pem"
+key = "key.pem"
+alpn = ["http/1.1"]
+[backend]
+servers = ["198.18.0.1:8080"]
+"#;
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.listen.port, 443);
+        assert_eq!(c.workers.count, 1);
+        assert_eq!(c.backend_addrs(), vec!["198.18.0.1:8080".parse().unwrap()]);
+        assert_eq!(c.dpdk.hugepages, "auto");
+    }
+
+    fn err_of(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_backend_address_names_the_key() {
+        let e = err_of(&GOOD.replace("198.18.0.1:8080", "nonsense"));
+        assert!(e.starts_with("backend.servers:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_that_names_it() {
+        let e = err_of(&GOOD.replace("[backend]", "[backend]\nweight = 3"));
+        assert!(e.contains("weight"), "{e}");
+    }
+
+    #[test]
+    fn missing_section_is_named() {
+        let e = err_of("[listen]\naddress = \"198.18.0.2\"\n");
+        assert!(e.contains("tls") || e.contains("backend"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_key() {
+        assert!(err_of(&GOOD.replace("[listen]", "[workers]\ncount = 0\n[listen]")).starts_with("workers.count:"));
+        assert!(err_of(&GOOD.replace("port = \"net_tap0\"", "port = \"net_tap0\"\nhugepages = \"maybe\"")).starts_with("dpdk.hugepages:"));
+        assert!(err_of(&GOOD.replace("[listen]", "[admin]\nlisten = \"0.0.0.0:9180\"\n[listen]")).starts_with("admin.listen:"));
+        assert!(err_of(&GOOD.replace("address = \"198.18.0.2\"", "address = \"198.18.0.300\"")).contains("address"));
+    }
+}

@@ -1,4 +1,95 @@
-fn main() {
-    eprintln!("baton: not yet wired");
-    std::process::exit(2);
+//! The `baton` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// baton: a kernel-bypass TLS-terminating load balancer on DPDK.
+///
+/// Clients speak TLS 1.3 to baton's virtual address; baton terminates TLS on
+/// DPDK poll-mode workers with its own TCP and TLS stacks and proxies the
+/// plaintext to a backend pool.
+#[derive(Parser)]
+#[command(name = "baton", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the load balancer with a TOML config file (needs root for DPDK).
+    Run {
+        /// Path of the TOML config (see README.md, "Configuration").
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config file (and that its certificate and key load) and
+    /// print what baton would do; exits non-zero naming the bad key.
+    CheckConfig {
+        /// Path of the TOML config.
+        file: PathBuf,
+    },
+    /// Start a self-contained demo: a network namespace, baton on a net_tap
+    /// port in it, a throwaway certificate and an HTTP backend. Prints the
+    /// curl command to try, serves until Ctrl-C, then cleans up.
+    Demo {
+        /// Number of workers.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Name of the network namespace to create.
+        #[arg(long, default_value = "baton-demo")]
+        netns: String,
+        /// Directory for the generated certificate, config and log.
+        #[arg(long, default_value = "/tmp/baton-demo")]
+        dir: PathBuf,
+        /// Stop by itself after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Run the small built-in HTTP backend (used by the demo and tests):
+    /// GET / , GET /bytes/N , POST /sha256 , GET /close.
+    Backend {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => baton::config::Config::load(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|cfg| baton::worker::runtime::run(cfg)),
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Demo { workers, netns, dir, seconds } => baton::demo::demo(baton::demo::DemoOptions {
+            netns,
+            workers,
+            dir,
+            duration: seconds.map(std::time::Duration::from_secs),
+        }),
+        Command::Backend { listen } => baton::demo::backend::serve(&listen).map_err(|e| format!("backend on {listen}: {e}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("baton: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> Result<(), String> {
+    let cfg = baton::config::Config::load(file).map_err(|e| e.to_string())?;
+    baton::worker::runtime::load_tls(&cfg)?;
+    println!("{}: ok", file.display());
+    println!("  listen   {}:{} (prefix /{})", cfg.listen.address, cfg.listen.port, cfg.listen.prefix_len);
+    println!("  port     {} (vdevs: {})", cfg.dpdk.port, if cfg.dpdk.vdevs.is_empty() { "none".into() } else { cfg.dpdk.vdevs.join(" ") });
+    println!("  workers  {}", cfg.workers.count);
+    println!("  backends {}", cfg.backend.servers.join(", "));
+    println!("  tls      cert {} key {} alpn [{}]", cfg.tls.cert.display(), cfg.tls.key.display(), cfg.tls.alpn.join(", "));
+    Ok(())
 }

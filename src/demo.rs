@@ -1,1 +1,0 @@
-//! demo (placeholder until its owner lands it).
