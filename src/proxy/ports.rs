@@ -54,6 +54,11 @@ impl SourcePorts {
         None
     }
 
+    /// Marks a port as used (a connection imported from another worker).
+    pub fn reserve(&mut self, backend: Endpoint, port: u16) {
+        self.used.insert((backend, port));
+    }
+
     pub fn release(&mut self, backend: Endpoint, port: u16) {
         self.used.remove(&(backend, port));
     }

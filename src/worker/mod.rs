@@ -1,1 +1,11 @@
-//! Poll-mode worker loop.
+//! The worker: one poll-mode loop per core. [`core::Worker`] is the
+//! sans-IO part (frames in, frames out, `now` passed in) that the tests
+//! drive over an in-memory pipe; [`runtime`] runs it on DPDK queues.
+
+pub mod conn;
+pub mod core;
+pub mod pipe;
+pub mod runtime;
+pub mod stats;
+
+pub use self::core::{Worker, WorkerParams};

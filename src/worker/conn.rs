@@ -1,0 +1,380 @@
+//! A proxied connection: the client flow (TCP + TLS) and its backend flow
+//! (TCP), and the pump that moves bytes between them with backpressure.
+//!
+//! Bytes move only as far as the next stage has room: client TCP receive
+//! buffer → TLS input (bounded) → TLS plaintext (bounded) → backend TCP send
+//! buffer (bounded), and back the other way. A full stage stops the one
+//! before it, which in the end closes the TCP window; nothing grows without
+//! bound.
+
+use std::sync::Arc;
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::entropy::Entropy;
+use crate::net::tcp::{TcpConfig, TcpConn};
+use crate::net::FlowId;
+use crate::time::{Duration, Instant};
+use crate::tls::{ServerConfig, TlsServer};
+
+use super::stats::WorkerStats;
+
+/// Format of an exported [`ProxiedConn`].
+const CONN_TAG: u16 = 0xC0;
+const CONN_VERSION: u16 = 1;
+
+/// The backend side of a proxied connection.
+pub struct BackendLeg {
+    pub tcp: TcpConn,
+    /// Index of the backend in the worker's pool.
+    pub pool_idx: usize,
+    /// Give up if not established by then.
+    pub connect_deadline: Instant,
+    pub established_once: bool,
+}
+
+/// What became of a connection after a service pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Open,
+    /// Both flows are closed; remove it.
+    Done,
+}
+
+/// Requests from a service pass that need the worker (which owns the pool,
+/// the ports and the flow table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Wants {
+    /// The handshake is done and there is no backend yet.
+    pub backend: bool,
+}
+
+pub struct ProxiedConn {
+    pub client: TcpConn,
+    pub tls: TlsServer,
+    pub backend: Option<BackendLeg>,
+    /// We called `backend.tcp.close()` (client's EOF passed on).
+    backend_fin_sent: bool,
+    /// We queued close_notify towards the client.
+    close_notify_sent: bool,
+    /// We called `client.close()` (FIN after close_notify).
+    client_fin_sent: bool,
+    /// The connection is being torn down (TLS failure, backend failure).
+    closing: bool,
+    handshake_counted: bool,
+    /// Backend connect failed or the backend reset us.
+    pub backend_failed: bool,
+    /// True while queued for a service pass (set by the worker).
+    pub dirty: bool,
+}
+
+impl ProxiedConn {
+    pub fn new(client: TcpConn, tls_cfg: Arc<ServerConfig>) -> Self {
+        ProxiedConn {
+            client,
+            tls: TlsServer::new(tls_cfg),
+            backend: None,
+            backend_fin_sent: false,
+            close_notify_sent: false,
+            client_fin_sent: false,
+            closing: false,
+            handshake_counted: false,
+            backend_failed: false,
+            dirty: false,
+        }
+    }
+
+    pub fn client_flow(&self) -> FlowId {
+        self.client.flow()
+    }
+
+    pub fn backend_flow(&self) -> Option<FlowId> {
+        self.backend.as_ref().map(|b| b.tcp.flow())
+    }
+
+    /// Attaches a backend connection in SYN-SENT.
+    pub fn attach_backend(&mut self, tcp: TcpConn, pool_idx: usize, deadline: Instant) {
+        self.backend = Some(BackendLeg { tcp, pool_idx, connect_deadline: deadline, established_once: false });
+    }
+
+    /// No backend could be chosen or connected: close towards the client.
+    pub fn fail_backend(&mut self) {
+        self.backend_failed = true;
+        self.begin_close();
+    }
+
+    /// Starts a clean close towards the client: close_notify, then FIN once
+    /// it is written (RFC 8446 §6.1; case T7).
+    fn begin_close(&mut self) {
+        self.closing = true;
+        if !self.close_notify_sent && !self.tls.is_failed() && !self.tls.is_handshaking() {
+            self.tls.send_close_notify();
+        }
+        self.close_notify_sent = true;
+    }
+
+    /// Graceful stop of the worker: close_notify + FIN to the client, FIN to
+    /// the backend.
+    pub fn shutdown(&mut self) {
+        self.begin_close();
+        if let Some(b) = self.backend.as_mut() {
+            if !self.backend_fin_sent {
+                b.tcp.close();
+                self.backend_fin_sent = true;
+            }
+        }
+    }
+
+    /// One pass of the pump. `scratch` is the worker's bounce buffer.
+    pub fn service(&mut self, now: Instant, rng: &mut dyn Entropy, scratch: &mut [u8], stats: &mut WorkerStats) -> (Status, Wants) {
+        let mut wants = Wants::default();
+
+        // 1. Client ciphertext → TLS.
+        loop {
+            let (a, _) = self.client.recv_slices();
+            if a.is_empty() {
+                break;
+            }
+            let n = self.tls.read_tls(a);
+            if n == 0 {
+                break;
+            }
+            self.client.consume(n);
+        }
+
+        // 2. TLS processing, with handshake crypto jobs run inline (the slow
+        //    path will take them over; the state machine does not change).
+        if !self.tls.is_failed() {
+            let mut r = self.tls.process(rng);
+            while r.is_ok() {
+                let Some(job) = self.tls.take_job() else { break };
+                stats.crypto_jobs += 1;
+                let res = job.run(rng);
+                r = self.tls.complete_job(res).and_then(|_| self.tls.process(rng));
+            }
+            if let Err(e) = r {
+                if !matches!(e, crate::tls::TlsError::PeerClosed) {
+                    log::debug!("tls error on {:?}: {e}", self.client.flow());
+                    stats.tls_failures += 1;
+                    self.closing = true;
+                    self.close_notify_sent = true; // an alert is queued instead
+                }
+            }
+        }
+        if !self.tls.is_handshaking() && !self.tls.is_failed() && !self.handshake_counted {
+            self.handshake_counted = true;
+            stats.handshakes_completed += 1;
+        }
+        if !self.tls.is_handshaking() && !self.tls.is_failed() && self.backend.is_none() && !self.closing {
+            wants.backend = true;
+        }
+
+        // 3. Backend connection progress and failure.
+        if let Some(b) = self.backend.as_mut() {
+            if b.tcp.is_established() {
+                b.established_once = true;
+            }
+            if b.tcp.reset_received() || (!b.established_once && (b.tcp.is_closed() || now >= b.connect_deadline)) {
+                if b.established_once {
+                    stats.backend_resets += 1;
+                } else {
+                    stats.backend_connect_failures += 1;
+                }
+                if !self.backend_failed {
+                    self.backend_failed = true;
+                    self.begin_close();
+                }
+                if !b.tcp.is_closed() {
+                    b.tcp.abort();
+                }
+            }
+        }
+
+        // 4. Client plaintext → backend, as far as the backend takes it.
+        if let Some(b) = self.backend.as_mut() {
+            if b.tcp.is_established() && !self.backend_fin_sent {
+                loop {
+                    let room = b.tcp.send_space().min(scratch.len());
+                    if room == 0 {
+                        break;
+                    }
+                    let n = self.tls.read_plaintext(&mut scratch[..room]);
+                    if n == 0 {
+                        break;
+                    }
+                    let w = b.tcp.write(&scratch[..n]);
+                    debug_assert_eq!(w, n, "send_space promised room");
+                    stats.bytes_client_to_backend += n as u64;
+                }
+            }
+        }
+
+        // 5. Backend plaintext → TLS records, as far as TLS output takes it.
+        if let Some(b) = self.backend.as_mut() {
+            if !self.close_notify_sent {
+                loop {
+                    let (a, _) = b.tcp.recv_slices();
+                    if a.is_empty() {
+                        break;
+                    }
+                    let n = self.tls.write_plaintext(a);
+                    if n == 0 {
+                        break;
+                    }
+                    b.tcp.consume(n);
+                    stats.bytes_backend_to_client += n as u64;
+                }
+            }
+        }
+
+        // 6. Half-close, client → backend: close_notify or a bare FIN from
+        //    the client, once every plaintext byte has been forwarded.
+        let client_eof = self.tls.received_close_notify() || self.client.peer_fin();
+        if client_eof && self.tls.plaintext_len() == 0 && self.client.recv_len() == 0 {
+            match self.backend.as_mut() {
+                Some(b) if b.tcp.is_established() && !self.backend_fin_sent => {
+                    b.tcp.close();
+                    self.backend_fin_sent = true;
+                }
+                None if !self.closing => {
+                    // Client gave up before a backend was attached.
+                    self.begin_close();
+                }
+                _ => {}
+            }
+        }
+
+        // 7. Half-close, backend → client: the backend's FIN becomes
+        //    close_notify, once all its bytes are sealed.
+        if let Some(b) = self.backend.as_ref() {
+            if b.tcp.peer_fin() && b.tcp.recv_len() == 0 && !self.close_notify_sent {
+                self.begin_close();
+            }
+        }
+
+        // 8. TLS output → client TCP.
+        loop {
+            let out = self.tls.tls_output();
+            if out.is_empty() {
+                break;
+            }
+            let n = self.client.write(out);
+            if n == 0 {
+                break;
+            }
+            self.tls.consume_output(n);
+        }
+        if (self.closing || self.close_notify_sent) && self.tls.tls_output().is_empty() && !self.client_fin_sent {
+            self.client.close();
+            self.client_fin_sent = true;
+        }
+        // A client that reset us: nothing more can be said to it.
+        if self.client.reset_received() || self.client.is_closed() {
+            if !self.closing {
+                stats.client_resets += self.client.reset_received() as u64;
+                self.closing = true;
+            }
+            if let Some(b) = self.backend.as_mut() {
+                if !self.backend_fin_sent && !b.tcp.is_closed() {
+                    b.tcp.close();
+                    self.backend_fin_sent = true;
+                }
+            }
+        }
+
+        let backend_done = self.backend.as_ref().map(|b| b.tcp.is_closed()).unwrap_or(true);
+        let status = if self.client.is_closed() && backend_done { Status::Done } else { Status::Open };
+        (status, wants)
+    }
+
+    /// Sends every segment that is due on both flows.
+    pub fn transmit(&mut self, now: Instant, emit: &mut dyn FnMut(FlowId, &crate::net::TcpHeader, &[u8])) {
+        let cf = self.client.flow();
+        self.client.poll_transmit(now, &mut |h, p| emit(cf, h, p));
+        if let Some(b) = self.backend.as_mut() {
+            let bf = b.tcp.flow();
+            b.tcp.poll_transmit(now, &mut |h, p| emit(bf, h, p));
+        }
+    }
+
+    /// When this connection next needs a service pass without new input.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let mut t = self.client.poll_at();
+        if let Some(b) = &self.backend {
+            t = min_opt(t, b.tcp.poll_at());
+            if !b.established_once && !b.tcp.is_closed() {
+                t = min_opt(t, Some(b.connect_deadline));
+            }
+        }
+        t
+    }
+
+    /// Encodes the whole proxied connection (both flows, TLS, pump state).
+    pub fn encode(&self, now: Instant, w: &mut Writer) {
+        w.version(CONN_TAG, CONN_VERSION);
+        self.client.encode(now, w);
+        self.tls.encode(w);
+        match &self.backend {
+            Some(b) => {
+                w.u8(1);
+                b.tcp.encode(now, w);
+                w.u64(b.pool_idx as u64);
+                w.u64(b.connect_deadline.saturating_since(now).micros());
+                w.bool(b.established_once);
+            }
+            None => w.u8(0),
+        }
+        let flags = [
+            self.backend_fin_sent,
+            self.close_notify_sent,
+            self.client_fin_sent,
+            self.closing,
+            self.handshake_counted,
+            self.backend_failed,
+        ];
+        for f in flags {
+            w.bool(f);
+        }
+    }
+
+    pub fn decode(r: &mut Reader, now: Instant, tls_cfg: Arc<ServerConfig>) -> Result<Self, DecodeError> {
+        r.version("proxied connection", CONN_TAG, CONN_VERSION, CONN_VERSION)?;
+        let client = TcpConn::decode(r, now)?;
+        let tls = TlsServer::decode(r, tls_cfg)?;
+        let backend = match r.u8()? {
+            0 => None,
+            1 => {
+                let tcp = TcpConn::decode(r, now)?;
+                let pool_idx = r.u64()? as usize;
+                let connect_deadline = now + Duration::from_micros(r.u64()?);
+                let established_once = r.bool()?;
+                Some(BackendLeg { tcp, pool_idx, connect_deadline, established_once })
+            }
+            _ => return Err(DecodeError::Invalid("backend presence")),
+        };
+        Ok(ProxiedConn {
+            client,
+            tls,
+            backend,
+            backend_fin_sent: r.bool()?,
+            close_notify_sent: r.bool()?,
+            client_fin_sent: r.bool()?,
+            closing: r.bool()?,
+            handshake_counted: r.bool()?,
+            backend_failed: r.bool()?,
+            dirty: false,
+        })
+    }
+}
+
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// The TCP settings a worker uses for client flows and backend flows.
+pub fn tcp_config(mss: u16, recv_buf: usize, send_buf: usize) -> TcpConfig {
+    TcpConfig { mss, recv_buf_cap: recv_buf, send_buf_cap: send_buf, ..TcpConfig::default() }
+}

@@ -1,0 +1,38 @@
+//! Per-worker event counters (drops on the frame path are counted by
+//! `net::stack::DropCounters`; these are connection-level events).
+
+macro_rules! worker_stats {
+    ($($name:ident : $help:literal),* $(,)?) => {
+        /// Connection-level counters of one worker.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct WorkerStats { $(pub $name: u64,)* }
+
+        impl WorkerStats {
+            /// `(metric name, help, value)` for every counter.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, &'static str, u64)> {
+                [$((stringify!($name), $help, self.$name),)*].into_iter()
+            }
+            pub fn merge(&mut self, o: &WorkerStats) {
+                $(self.$name += o.$name;)*
+            }
+        }
+    };
+}
+
+worker_stats! {
+    conns_accepted: "client connections accepted (SYN answered)",
+    conns_closed: "proxied connections removed from the flow table",
+    conns_refused_full: "SYNs dropped because the worker holds max_connections",
+    handshakes_completed: "TLS handshakes completed",
+    tls_failures: "connections failed by a TLS error (an alert was sent)",
+    crypto_jobs: "handshake crypto jobs run",
+    backend_connects: "backend connections attempted",
+    backend_connect_failures: "backend connections refused or timed out",
+    backend_resets: "established backend connections reset by the backend",
+    source_ports_exhausted: "backend connects refused for lack of a source port",
+    client_resets: "client connections reset by the client",
+    bytes_client_to_backend: "plaintext bytes forwarded from clients to backends",
+    bytes_backend_to_client: "plaintext bytes forwarded from backends to clients",
+    conns_exported: "connections exported for handoff",
+    conns_imported: "connections imported from a handoff",
+}
