@@ -1,0 +1,203 @@
+//! Applications on the simulated hosts: a rustls TLS 1.3 client on the
+//! client host, a byte source/sink on the backend host.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::wire::{IpAddress as SIp, Ipv4Address};
+
+use super::{Host, BACKEND_PORT, BATON_IP};
+
+/// A rustls client config trusting `ca_pem`, TLS 1.3 only, restricted to
+/// the given suite and groups when given.
+pub fn client_config(
+    ca_pem: &[u8],
+    suite: Option<rustls::SupportedCipherSuite>,
+    groups: Option<Vec<&'static dyn rustls::crypto::SupportedKxGroup>>,
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(s) = suite {
+        provider.cipher_suites = vec![s];
+    }
+    if let Some(g) = groups {
+        provider.kx_groups = g;
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for der in pem::parse_many(ca_pem).unwrap() {
+        roots.add(rustls::pki_types::CertificateDer::from(der.contents().to_vec())).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Arc::new(cfg)
+}
+
+pub struct ClientApp {
+    pub conn: rustls::ClientConnection,
+    pub sock: SocketHandle,
+    pub upload: Vec<u8>,
+    pub uploaded: usize,
+    pub downloaded: Vec<u8>,
+    out_pending: Vec<u8>,
+    pub sent_close: bool,
+    pub got_close: bool,
+    pub error: Option<String>,
+    connected: bool,
+    local_port: u16,
+}
+
+impl ClientApp {
+    pub fn new(host: &mut Host, cfg: Arc<rustls::ClientConfig>, server_name: &str, upload: Vec<u8>, local_port: u16) -> ClientApp {
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).unwrap();
+        let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+        let sock = host.tcp_socket(128 * 1024);
+        ClientApp {
+            conn,
+            sock,
+            upload,
+            uploaded: 0,
+            downloaded: Vec::new(),
+            out_pending: Vec::new(),
+            sent_close: false,
+            got_close: false,
+            error: None,
+            connected: false,
+            local_port,
+        }
+    }
+
+    /// True when the download ended with close_notify and nothing is left.
+    pub fn done(&self) -> bool {
+        self.got_close && self.out_pending.is_empty() || self.error.is_some()
+    }
+
+    pub fn step(&mut self, host: &mut Host) {
+        if !self.connected {
+            let remote = (SIp::Ipv4(Ipv4Address::new(BATON_IP[0], BATON_IP[1], BATON_IP[2], BATON_IP[3])), 443);
+            let cx = host.iface.context();
+            host.sockets.get_mut::<smoltcp::socket::tcp::Socket>(self.sock).connect(cx, remote, self.local_port).unwrap();
+            self.connected = true;
+        }
+        if self.error.is_some() {
+            return;
+        }
+        let sock = host.tcp(self.sock);
+        let mut buf = [0u8; 16 * 1024];
+        // ciphertext in
+        while sock.can_recv() {
+            let n = sock.recv_slice(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let mut rd = &buf[..n];
+            while !rd.is_empty() {
+                if let Err(e) = self.conn.read_tls(&mut rd) {
+                    self.error = Some(format!("read_tls: {e}"));
+                    return;
+                }
+                if let Err(e) = self.conn.process_new_packets() {
+                    self.error = Some(format!("tls: {e}"));
+                    return;
+                }
+            }
+        }
+        // plaintext in
+        loop {
+            match self.conn.reader().read(&mut buf) {
+                Ok(0) => {
+                    self.got_close = true;
+                    break;
+                }
+                Ok(n) => self.downloaded.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.error = Some(format!("read: {e}"));
+                    return;
+                }
+            }
+        }
+        // plaintext out, a little at a time
+        if !self.conn.is_handshaking() {
+            while self.uploaded < self.upload.len() && self.out_pending.len() < 64 * 1024 && !self.conn.wants_write() {
+                let k = (self.upload.len() - self.uploaded).min(16 * 1024);
+                let n = self.conn.writer().write(&self.upload[self.uploaded..self.uploaded + k]).unwrap();
+                self.uploaded += n;
+                while self.conn.wants_write() {
+                    self.conn.write_tls(&mut self.out_pending).unwrap();
+                }
+            }
+            if self.uploaded == self.upload.len() && !self.sent_close {
+                self.conn.send_close_notify();
+                self.sent_close = true;
+            }
+        }
+        while self.conn.wants_write() && self.out_pending.len() < 256 * 1024 {
+            self.conn.write_tls(&mut self.out_pending).unwrap();
+        }
+        if sock.can_send() && !self.out_pending.is_empty() {
+            let n = sock.send_slice(&self.out_pending).unwrap_or(0);
+            self.out_pending.drain(..n);
+        }
+        if self.got_close && self.out_pending.is_empty() {
+            sock.close();
+        }
+    }
+}
+
+/// The backend: sends `to_send` bytes of the backend pattern, hashes what
+/// it receives, closes after the client's FIN once everything is sent.
+pub struct BackendApp {
+    pub sock: SocketHandle,
+    pub received: Vec<u8>,
+    pub to_send: usize,
+    pub sent: usize,
+    pub closed: bool,
+    pub accepted: bool,
+}
+
+impl BackendApp {
+    pub fn new(host: &mut Host, to_send: usize) -> BackendApp {
+        let sock = host.tcp_socket(128 * 1024);
+        host.tcp(sock).listen(BACKEND_PORT).unwrap();
+        BackendApp { sock, received: Vec::new(), to_send, sent: 0, closed: false, accepted: false }
+    }
+
+    pub fn step(&mut self, host: &mut Host) {
+        let sock = host.tcp(self.sock);
+        if sock.is_active() {
+            self.accepted = true;
+        }
+        let mut buf = [0u8; 16 * 1024];
+        while sock.can_recv() {
+            let n = sock.recv_slice(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            self.received.extend_from_slice(&buf[..n]);
+        }
+        while sock.can_send() && self.sent < self.to_send {
+            let k = (self.to_send - self.sent).min(buf.len());
+            for (j, b) in buf[..k].iter_mut().enumerate() {
+                *b = baton::demo::backend::pattern_byte((self.sent + j) as u64);
+            }
+            let n = sock.send_slice(&buf[..k]).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            self.sent += n;
+        }
+        if self.accepted && !sock.may_recv() && self.sent == self.to_send && !self.closed {
+            sock.close();
+            self.closed = true;
+        }
+    }
+}
+
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n as u64).map(baton::demo::backend::pattern_byte).collect()
+}
