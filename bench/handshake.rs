@@ -1,0 +1,143 @@
+//! Full TLS 1.3 handshake cost on baton's server against the pure crypto
+//! cost of the same handshake (X25519 keygen + agree, ECDSA P-256 signature,
+//! the key schedule's HKDF steps and the Finished HMACs), measured alone in
+//! the same run. Prints both and the ratio crypto/full (DESIGN.md target:
+//! ≥ 85%). Only the server's time is counted; the rustls client's is not.
+//!
+//!     cargo bench --bench handshake [-- ITERATIONS]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton::entropy::OsEntropy;
+use baton::tls::key_schedule::{finished_verify_data, hkdf_expand_label, traffic_key_iv, KeySchedule};
+use baton::tls::suites::{CipherSuite, HashAlg};
+use baton::tls::{ServerConfig, SigningKey, TlsServer};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+
+fn server_config() -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
+    let dir = std::env::temp_dir().join(format!("baton-bench-hs-{}", std::process::id()));
+    let g = baton::demo::certs::generate(&dir, &["baton.test"], &[]).unwrap();
+    let chain = baton::tls::load_cert_chain_pem(&std::fs::read(&g.cert).unwrap()).unwrap();
+    let key = SigningKey::from_pem(&std::fs::read(&g.key).unwrap()).unwrap();
+    let sc = Arc::new(ServerConfig::new(chain, key, vec![]).unwrap());
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.retain(|s| s.suite() == rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    provider.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
+    let mut roots = rustls::RootCertStore::empty();
+    for der in pem::parse_many(std::fs::read(&g.ca).unwrap()).unwrap() {
+        roots.add(rustls::pki_types::CertificateDer::from(der.contents().to_vec())).unwrap();
+    }
+    let cc = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let _ = std::fs::remove_dir_all(&dir);
+    (sc, Arc::new(cc))
+}
+
+/// One handshake; returns the time spent inside baton's server.
+fn one_handshake(sc: &Arc<ServerConfig>, cc: &Arc<rustls::ClientConfig>, rng: &mut OsEntropy) -> Duration {
+    let mut client = rustls::ClientConnection::new(cc.clone(), "baton.test".try_into().unwrap()).unwrap();
+    let mut server_time = Duration::ZERO;
+    let t = Instant::now();
+    let mut server = TlsServer::new(sc.clone());
+    server_time += t.elapsed();
+    let mut buf = Vec::new();
+    for _ in 0..20 {
+        buf.clear();
+        while client.wants_write() {
+            client.write_tls(&mut buf).unwrap();
+        }
+        let t = Instant::now();
+        let mut off = 0;
+        while off < buf.len() {
+            let n = server.read_tls(&buf[off..]);
+            server.process(rng).unwrap();
+            while let Some(job) = server.take_job() {
+                let r = job.run(rng);
+                server.complete_job(r).unwrap();
+                server.process(rng).unwrap();
+            }
+            if n == 0 {
+                break;
+            }
+            off += n;
+        }
+        let out = server.tls_output().to_vec();
+        server.consume_output(out.len());
+        server_time += t.elapsed();
+        let mut rd = &out[..];
+        while !rd.is_empty() {
+            client.read_tls(&mut rd).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        if !client.is_handshaking() && !server.is_handshaking() && !client.wants_write() {
+            return server_time;
+        }
+    }
+    panic!("handshake did not complete");
+}
+
+/// The crypto a server does in one full handshake, alone.
+fn crypto_only(sign_key: &EcdsaKeyPair, peer_pub: &[u8], rng: &SystemRandom) {
+    let eph = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::X25519, rng).unwrap();
+    let _pub = eph.compute_public_key().unwrap();
+    let peer = ring::agreement::UnparsedPublicKey::new(&ring::agreement::X25519, peer_pub);
+    let shared = ring::agreement::agree_ephemeral(eph, &peer, |s| s.to_vec()).unwrap();
+    let h = HashAlg::Sha256;
+    let th = [0x55u8; 32];
+    let mut ks = KeySchedule::new(h, None);
+    ks.input_dhe(&shared);
+    let chs = ks.client_handshake_traffic_secret(&th);
+    let shs = ks.server_handshake_traffic_secret(&th);
+    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, chs.as_bytes());
+    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, shs.as_bytes());
+    let msg = [0x20u8; 130];
+    let _sig = sign_key.sign(rng, &msg).unwrap();
+    for s in [&shs, &chs] {
+        let fk = hkdf_expand_label(h, s.as_bytes(), b"finished", &[], 32);
+        let _ = finished_verify_data(h, fk.as_bytes(), &th);
+    }
+    ks.into_master();
+    let cap = ks.client_application_traffic_secret_0(&th);
+    let sap = ks.server_application_traffic_secret_0(&th);
+    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, cap.as_bytes());
+    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, sap.as_bytes());
+}
+
+fn main() {
+    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(500);
+    let (sc, cc) = server_config();
+    let mut rng = OsEntropy::new();
+    // Warm up.
+    for _ in 0..20 {
+        one_handshake(&sc, &cc, &mut rng);
+    }
+    let mut full = Duration::ZERO;
+    for _ in 0..n {
+        full += one_handshake(&sc, &cc, &mut rng);
+    }
+    let sysrng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &sysrng).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &sysrng).unwrap();
+    let _ = key.public_key();
+    let peer = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::X25519, &sysrng).unwrap();
+    let peer_pub = peer.compute_public_key().unwrap().as_ref().to_vec();
+    for _ in 0..20 {
+        crypto_only(&key, &peer_pub, &sysrng);
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        crypto_only(&key, &peer_pub, &sysrng);
+    }
+    let crypto = t.elapsed();
+    let full_us = full.as_secs_f64() * 1e6 / n as f64;
+    let crypto_us = crypto.as_secs_f64() * 1e6 / n as f64;
+    println!("full TLS 1.3 handshake (x25519, ECDSA P-256, AES-128-GCM), {n} iterations, server side only");
+    println!("  baton server      {full_us:8.1} µs/handshake  ({:.0} handshakes per CPU-second)", 1e6 / full_us);
+    println!("  crypto-only floor {crypto_us:8.1} µs/handshake");
+    println!("  ratio crypto/full {:8.3}   (target >= 0.85)", crypto_us / full_us);
+}
