@@ -14,7 +14,7 @@ use crate::entropy::Entropy;
 use crate::net::tcp::{TcpConfig, TcpConn};
 use crate::net::FlowId;
 use crate::time::{Duration, Instant};
-use crate::tls::{ServerConfig, TlsServer};
+use crate::tls::{CryptoJob, JobResult, ServerConfig, TlsError, TlsServer};
 
 use super::stats::WorkerStats;
 
@@ -65,6 +65,24 @@ pub struct ProxiedConn {
     pub backend_failed: bool,
     /// True while queued for a service pass (set by the worker).
     pub dirty: bool,
+    /// A crypto job is out on the slow path.
+    job_pending: bool,
+}
+
+/// Where a connection's crypto jobs go.
+pub trait JobSink {
+    /// Runs `job` now and returns its result, or submits it and returns
+    /// None (the result arrives later through [`ProxiedConn::job_done`]).
+    fn dispatch(&mut self, job: CryptoJob, rng: &mut dyn Entropy) -> Option<JobResult>;
+}
+
+/// Runs every job inline.
+pub struct InlineJobs;
+
+impl JobSink for InlineJobs {
+    fn dispatch(&mut self, job: CryptoJob, rng: &mut dyn Entropy) -> Option<JobResult> {
+        Some(job.run(rng))
+    }
 }
 
 impl ProxiedConn {
@@ -80,6 +98,7 @@ impl ProxiedConn {
             handshake_counted: false,
             backend_failed: false,
             dirty: false,
+            job_pending: false,
         }
     }
 
@@ -124,8 +143,52 @@ impl ProxiedConn {
         }
     }
 
+    /// Runs or submits the TLS state machine's crypto jobs until it needs
+    /// input, waits for a job, or fails.
+    fn drive_jobs(&mut self, mut r: Result<(), TlsError>, jobs: &mut dyn JobSink, rng: &mut dyn Entropy, stats: &mut WorkerStats) {
+        while r.is_ok() {
+            let Some(job) = self.tls.take_job() else { break };
+            stats.crypto_jobs += 1;
+            match jobs.dispatch(job, rng) {
+                Some(res) => r = self.tls.complete_job(res).and_then(|_| self.tls.process(rng)),
+                None => {
+                    self.job_pending = true;
+                    break;
+                }
+            }
+        }
+        if let Err(e) = r {
+            if !matches!(e, TlsError::PeerClosed) {
+                log::debug!("tls error on {:?}: {e}", self.client.flow());
+                stats.tls_failures += 1;
+                self.closing = true;
+                self.close_notify_sent = true; // an alert is queued instead
+            }
+        }
+    }
+
+    /// A slow-path job finished.
+    pub fn job_done(&mut self, result: JobResult, jobs: &mut dyn JobSink, rng: &mut dyn Entropy, stats: &mut WorkerStats) {
+        self.job_pending = false;
+        let r = self.tls.complete_job(result).and_then(|_| self.tls.process(rng));
+        self.drive_jobs(r, jobs, rng, stats);
+    }
+
+    /// True while a crypto job is out on the slow path (the connection
+    /// cannot be exported then).
+    pub fn job_pending(&self) -> bool {
+        self.job_pending
+    }
+
     /// One pass of the pump. `scratch` is the worker's bounce buffer.
-    pub fn service(&mut self, now: Instant, rng: &mut dyn Entropy, scratch: &mut [u8], stats: &mut WorkerStats) -> (Status, Wants) {
+    pub fn service(
+        &mut self,
+        now: Instant,
+        rng: &mut dyn Entropy,
+        jobs: &mut dyn JobSink,
+        scratch: &mut [u8],
+        stats: &mut WorkerStats,
+    ) -> (Status, Wants) {
         let mut wants = Wants::default();
 
         // 1. Client ciphertext → TLS.
@@ -141,24 +204,12 @@ impl ProxiedConn {
             self.client.consume(n);
         }
 
-        // 2. TLS processing, with handshake crypto jobs run inline (the slow
-        //    path will take them over; the state machine does not change).
-        if !self.tls.is_failed() {
-            let mut r = self.tls.process(rng);
-            while r.is_ok() {
-                let Some(job) = self.tls.take_job() else { break };
-                stats.crypto_jobs += 1;
-                let res = job.run(rng);
-                r = self.tls.complete_job(res).and_then(|_| self.tls.process(rng));
-            }
-            if let Err(e) = r {
-                if !matches!(e, crate::tls::TlsError::PeerClosed) {
-                    log::debug!("tls error on {:?}: {e}", self.client.flow());
-                    stats.tls_failures += 1;
-                    self.closing = true;
-                    self.close_notify_sent = true; // an alert is queued instead
-                }
-            }
+        // 2. TLS processing. Handshake crypto jobs go to the slow path when
+        //    there is one (the result comes back through `job_done`), or
+        //    run inline.
+        if !self.tls.is_failed() && !self.job_pending {
+            let r = self.tls.process(rng);
+            self.drive_jobs(r, jobs, rng, stats);
         }
         if !self.tls.is_handshaking() && !self.tls.is_failed() && !self.handshake_counted {
             self.handshake_counted = true;
@@ -362,6 +413,7 @@ impl ProxiedConn {
             handshake_counted: r.bool()?,
             backend_failed: r.bool()?,
             dirty: false,
+            job_pending: false,
         })
     }
 }

@@ -19,7 +19,9 @@ use crate::proxy::{BackendPool, SourcePorts};
 use crate::time::{Duration, Instant};
 use crate::tls::ServerConfig;
 
-use super::conn::{ProxiedConn, Status};
+use super::conn::{JobSink, ProxiedConn, Status};
+use crate::slowpath::{Done, SlowPathHandle, Task};
+use crate::tls::{CryptoJob, JobResult};
 use super::stats::WorkerStats;
 
 /// Everything a worker needs to start.
@@ -77,6 +79,37 @@ pub struct Worker {
     pub stats: WorkerStats,
     rng: Box<dyn Entropy + Send>,
     scratch: Box<[u8]>,
+    jobs: Jobs,
+}
+
+/// The worker's job sink: the slow path if attached, else inline.
+struct Jobs {
+    slow: Option<(SlowPathHandle, crossbeam_channel::Sender<Done>, crossbeam_channel::Receiver<Done>)>,
+    /// Tag of the connection being serviced.
+    tag: u64,
+    inline_fallbacks: u64,
+}
+
+impl JobSink for Jobs {
+    fn dispatch(&mut self, job: CryptoJob, rng: &mut dyn Entropy) -> Option<JobResult> {
+        let Some((h, reply, _)) = &self.slow else { return Some(job.run(rng)) };
+        match h.submit(Task { tag: self.tag, job, reply: reply.clone() }) {
+            Ok(()) => None,
+            Err(t) => {
+                // Queue full: run it here rather than grow without bound.
+                self.inline_fallbacks += 1;
+                Some(t.job.run(rng))
+            }
+        }
+    }
+}
+
+fn tag_of(k: ConnKey) -> u64 {
+    ((k.gen as u64) << 32) | k.idx as u64
+}
+
+fn key_of(tag: u64) -> ConnKey {
+    ConnKey { idx: tag as u32, gen: (tag >> 32) as u32 }
 }
 
 impl Worker {
@@ -105,6 +138,38 @@ impl Worker {
             stats: WorkerStats::default(),
             rng,
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
+            jobs: Jobs { slow: None, tag: 0, inline_fallbacks: 0 },
+        }
+    }
+
+    /// Sends this worker's handshake crypto to the slow path.
+    pub fn attach_slow_path(&mut self, h: SlowPathHandle) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.jobs.slow = Some((h, tx, rx));
+    }
+
+    /// Jobs run inline because the slow-path queue was full.
+    pub fn slow_path_fallbacks(&self) -> u64 {
+        self.jobs.inline_fallbacks
+    }
+
+    /// Collects finished slow-path jobs.
+    fn collect_jobs(&mut self) {
+        loop {
+            let done = match &self.jobs.slow {
+                Some((_, _, rx)) => match rx.try_recv() {
+                    Ok(d) => d,
+                    Err(_) => break,
+                },
+                None => break,
+            };
+            let k = key_of(done.tag);
+            let Worker { slots, rng, stats, jobs, .. } = self;
+            if let Some(c) = slots.get_mut(k.idx as usize).filter(|s| s.gen == k.gen).and_then(|s| s.conn.as_mut()) {
+                jobs.tag = done.tag;
+                c.job_done(done.result, jobs, rng.as_mut(), stats);
+            }
+            self.mark_dirty(k);
         }
     }
 
@@ -234,6 +299,7 @@ impl Worker {
     /// Services every connection that got input or whose timer expired,
     /// and transmits what is due.
     pub fn poll(&mut self, now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        self.collect_jobs();
         while let Some(Reverse((t, idx, gen))) = self.timers.peek().copied() {
             if t > now {
                 break;
@@ -253,18 +319,19 @@ impl Worker {
     }
 
     fn service(&mut self, k: ConnKey, now: Instant, tx: &mut dyn FnMut(&[u8])) {
-        let Worker { slots, rng, scratch, stats, .. } = self;
+        let Worker { slots, rng, scratch, stats, jobs, .. } = self;
         let Some(c) = slots.get_mut(k.idx as usize).filter(|s| s.gen == k.gen).and_then(|s| s.conn.as_mut()) else {
             return;
         };
         c.dirty = false;
-        let (mut status, wants) = c.service(now, rng.as_mut(), scratch, stats);
+        jobs.tag = tag_of(k);
+        let (mut status, wants) = c.service(now, rng.as_mut(), jobs, scratch, stats);
         if wants.backend {
             self.connect_backend(k, now);
             // A second pass so the SYN and any buffered plaintext move now.
-            let Worker { slots, rng, scratch, stats, .. } = self;
+            let Worker { slots, rng, scratch, stats, jobs, .. } = self;
             if let Some(c) = slots.get_mut(k.idx as usize).and_then(|s| s.conn.as_mut()) {
-                status = c.service(now, rng.as_mut(), scratch, stats).0;
+                status = c.service(now, rng.as_mut(), jobs, scratch, stats).0;
             }
         }
         // Transmit both flows.
@@ -340,6 +407,10 @@ impl Worker {
     pub fn export_conn(&mut self, flow: &FlowId, now: Instant) -> Option<Zeroizing<Vec<u8>>> {
         let &(k, _) = self.flows.get(flow)?;
         let c = self.get(k)?;
+        if c.job_pending() {
+            // The job's result will come back here; export after it has.
+            return None;
+        }
         let mut w = Writer::with_capacity(4096);
         c.encode(now, &mut w);
         // Purge: the flows leave the table; the connection (and its keys,
