@@ -1,0 +1,1 @@
+//! Versioned handoff encoding of a whole connection.

@@ -1,0 +1,2 @@
+//! Scripted exchanges with explicit time and byte-level expectations.
+mod util;
