@@ -540,7 +540,7 @@ impl TcpConn {
         let new_wnd = (h.window as u32) << self.snd_wscale;
         let old_wnd = self.snd_wnd;
         if self.sack_ok {
-            for &(l, r) in h.sack_blocks() {
+            for &(l, r) in h.sack.iter().take(h.sack_len as usize) {
                 self.sb.add(l, r, ack, self.snd_max);
             }
         }
