@@ -223,6 +223,10 @@ impl TcpConn {
         c.irs = r.u32()?;
         c.rcv_nxt = r.u32()?;
         c.rcv_adv = r.u32()?;
+        // Send-space invariants the state machine relies on.
+        if !(super::seq::le(c.snd_una, c.snd_nxt) && super::seq::le(c.snd_nxt, c.snd_max) && (super::seq::dist(c.snd_una, c.buf_seq) <= 1 || super::seq::dist(c.buf_seq, c.snd_una) <= 1)) {
+            return Err(DecodeError::Invalid("tcp send sequence space"));
+        }
         c.snd_mss = r.u16()?;
         c.snd_wscale = r.u8()?;
         c.rcv_wscale = r.u8()?;
@@ -240,6 +244,10 @@ impl TcpConn {
             return Err(DecodeError::Invalid("tcp send buffer length"));
         }
         c.send = SendBuf { cap: cfg.send_buf_cap, buf: VecDeque::from(r.raw(n)?.to_vec()) };
+        let end = c.buf_seq.wrapping_add(n as u32);
+        if !super::seq::le(c.snd_max, end.wrapping_add(1)) {
+            return Err(DecodeError::Invalid("tcp send sequence space"));
+        }
         c.sb = Scoreboard { blocks: get_ranges(r, MAX_SCOREBOARD, "tcp scoreboard")? };
         let n = r.u32()? as usize;
         if n > cfg.recv_buf_cap {

@@ -70,12 +70,18 @@ impl TcpConn {
             }
             _ => {
                 let flight = seq::dist(self.snd_una, self.snd_max) as u32;
-                self.cc.on_rto(flight, self.snd_max, self.smss() as u32);
+                // An unanswered zero-window probe is not congestion
+                // (RFC 9293 §3.8.6.1): cwnd is left alone.
+                if self.snd_wnd != 0 {
+                    self.cc.on_rto(flight, self.snd_max, self.smss() as u32);
+                }
                 // Go back to snd_una; RFC 2018 §8: the receiver may renege,
                 // so the scoreboard is forgotten.
                 self.snd_nxt = self.snd_una;
                 self.sb.clear();
                 self.fast_rtx = false;
+                // A lost zero-window probe is resent at once.
+                self.probe_now = self.snd_wnd == 0;
             }
         }
         let _ = now;
@@ -235,7 +241,7 @@ impl TcpConn {
             // Zero-window probe (RFC 9293 §3.8.6.1): one new byte beyond
             // the window, answered with an ACK that tells the window.
             let end = self.data_end();
-            if self.snd_nxt == self.snd_max && seq::lt(self.snd_nxt, end) && self.snd_wnd == 0 {
+            if seq::lt(self.snd_nxt, end) && self.snd_wnd == 0 {
                 let s = self.snd_nxt;
                 let sent = self.transmit(s, 1, smss, false, now, emit);
                 self.snd_nxt = s.wrapping_add(sent);

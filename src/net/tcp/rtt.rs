@@ -76,7 +76,8 @@ mod tests {
             e.backoff();
         }
         assert_eq!(e.rto(), Duration::from_secs(60));
-        e.sample(Duration::from_micros(10));
-        assert_eq!(e.rto(), Duration::from_millis(200), "clamped to rto_min");
+        let mut f = RttEstimator::new(Duration::from_secs(1), Duration::from_millis(200), Duration::from_secs(60));
+        f.sample(Duration::from_micros(10));
+        assert_eq!(f.rto(), Duration::from_millis(200), "clamped to rto_min");
     }
 }

@@ -44,6 +44,9 @@ impl SendBuf {
     /// the ring; otherwise they are copied into `scratch`.
     pub fn segment<'a>(&'a self, off: usize, len: usize, scratch: &'a mut Vec<u8>) -> &'a [u8] {
         let (a, b) = self.buf.as_slices();
+        // Never past the buffer, whatever the caller's arithmetic says.
+        let off = off.min(self.buf.len());
+        let len = len.min(self.buf.len() - off);
         let end = off + len;
         if end <= a.len() {
             &a[off..end]

@@ -33,9 +33,15 @@ fn peer_window_limits_sending() {
     c.write(&payload(10_000, 1));
     let o = out(&mut c, ms(10));
     let lens: Vec<usize> = o.iter().map(|(_, p)| p.len()).collect();
-    // 2500 bytes of window: two full segments and a 500-byte one (half
-    // the max window allows it, RFC 9293 §3.8.6.2.1).
-    assert_eq!(lens, vec![1000, 1000, 500]);
+    // 2500 bytes of window: two full segments; the 500-byte rest is less
+    // than half the peer's max window, so sender SWS avoidance (RFC 9293
+    // §3.8.6.2.1) holds it back until the window opens.
+    assert_eq!(lens, vec![1000, 1000]);
+    c.on_segment(&seg(PEER_ISN + 1, OUR_ISN + 1001, A, 2500), &[], ms(20));
+    let o = out(&mut c, ms(20));
+    // 1500 usable: one full segment, the 500 rest again held back.
+    assert_eq!(o.iter().map(|(_, p)| p.len()).collect::<Vec<_>>(), vec![1000]);
+    assert_eq!(o[0].0.seq, OUR_ISN + 2001);
 }
 
 #[test]
@@ -139,7 +145,8 @@ fn zero_window_then_persist_probe_then_window_opens() {
     let o = out(&mut c, ms(1000));
     let total: usize = o.iter().map(|(_, p)| p.len()).sum();
     assert!(total >= 1000);
-    assert_eq!(o[0].0.seq, OUR_ISN + 2001);
+    // The probe byte (2001) is still in flight; new data follows it.
+    assert_eq!(o[0].0.seq, OUR_ISN + 2002);
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn rto_retransmits_with_exponential_backoff_and_karn() {
     // The ACK of a retransmitted segment gives no RTT sample (Karn): the
     // backed-off RTO stays until a fresh measurement.
     c.on_segment(&seg(PEER_ISN + 1, OUR_ISN + 4, A, 60000), &[], ms(1400));
-    assert_eq!(c.rto(), dur_ms(1600));
+    assert_eq!(c.rto(), dur_ms(800));
     assert_eq!(c.poll_at(), None);
     c.write(b"d");
     out(&mut c, ms(1500));
