@@ -25,7 +25,7 @@ type Trace = Vec<(char, TcpHeader, Vec<u8>)>;
 /// One scripted life: client and server, handshake, data both ways with
 /// loss and reordering, half-close, close, TIME-WAIT. `hook(step, a, b,
 /// now)` runs before every step and may replace the server.
-fn life(mut hook: impl FnMut(usize, &mut TcpConn, Instant)) -> (Trace, Vec<u8>, Vec<u8>) {
+fn life(mut hook: impl FnMut(usize, &mut TcpConn, &mut TcpConn, Instant)) -> (Trace, Vec<u8>, Vec<u8>) {
     let cfg = TcpConfig { mss: 500, recv_buf_cap: 8000, send_buf_cap: 8000, ..TcpConfig::default() };
     let mut cl = TcpConn::connect(&cfg, flow_rev(), 0xffff_ff00, ms(0));
     let mut trace = Trace::new();
@@ -40,7 +40,7 @@ fn life(mut hook: impl FnMut(usize, &mut TcpConn, Instant)) -> (Trace, Vec<u8>, 
     let mut now = ms(1);
     let mut closed = false;
     for step in 0..400usize {
-        hook(step, &mut sv, now);
+        hook(step, &mut cl, &mut sv, now);
         up_off += cl.write(&up[up_off..]);
         if step > 3 {
             down_off += sv.write(&down[down_off..]);
@@ -57,6 +57,7 @@ fn life(mut hook: impl FnMut(usize, &mut TcpConn, Instant)) -> (Trace, Vec<u8>, 
         cl.poll_transmit(now, &mut |h, p| to_sv.push((*h, p.to_vec())));
         sv.poll_transmit(now, &mut |h, p| to_cl.push((*h, p.to_vec())));
         for (i, (h, p)) in to_sv.into_iter().enumerate() {
+            trace.push(('c', h, p.clone()));
             // Drop every 7th step's first client segment.
             if step % 7 == 3 && i == 0 {
                 continue;
@@ -89,25 +90,27 @@ fn life(mut hook: impl FnMut(usize, &mut TcpConn, Instant)) -> (Trace, Vec<u8>, 
 
 #[test]
 fn encode_decode_round_trip_at_every_step_behaves_identically() {
-    let (reference, up, down) = life(|_, _, _| {});
+    let (reference, up, down) = life(|_, _, _, _| {});
     assert_eq!(up, payload(20_000, 1), "the exchange itself is correct");
     assert_eq!(down, payload(15_000, 2));
     let mut states = std::collections::HashSet::new();
     for k in 0..400usize {
-        let (trace, up2, down2) = life(|step, sv, now| {
+        let (trace, up2, down2) = life(|step, cl, sv, now| {
             if step == k {
-                states.insert(sv.state());
-                let b = enc(sv, now);
-                let d = dec(&b, now);
-                assert_eq!(enc(&d, now), b, "re-encoding is byte-identical at step {k}");
-                *sv = d;
+                for c in [cl, sv] {
+                    states.insert(c.state());
+                    let b = enc(c, now);
+                    let d = dec(&b, now);
+                    assert_eq!(enc(&d, now), b, "re-encoding is byte-identical at step {k}");
+                    *c = d;
+                }
             }
         });
         assert_eq!(trace, reference, "decoded at step {k}: same segments");
         assert_eq!((up2, down2), (up.clone(), down.clone()));
     }
     use crate::net::tcp::TcpState::*;
-    for s in [SynReceived, Established, CloseWait, LastAck, Closed] {
+    for s in [SynSent, SynReceived, Established, FinWait1, FinWait2, CloseWait, LastAck, TimeWait, Closed] {
         assert!(states.contains(&s), "a round trip happened in {s:?}");
     }
 }
