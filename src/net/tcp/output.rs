@@ -209,7 +209,7 @@ impl TcpConn {
         }
         // Window update (receiver SWS avoidance, RFC 9293 §3.8.6.2.2): when
         // the right edge can move by min(cap/2, MSS).
-        let right = self.rcv_nxt.wrapping_add(((self.window_field(false) as u32) << self.rcv_wscale) as u32);
+        let right = self.rcv_nxt.wrapping_add((self.window_field(false) as u32) << self.rcv_wscale);
         if seq::gt(right, self.rcv_adv) && !self.peer_fin {
             let grow = seq::dist(self.rcv_adv, right);
             if grow >= (self.recv.cap / 2).min(self.cfg.mss as usize) {
@@ -275,9 +275,12 @@ impl TcpConn {
                 break;
             }
             // Sender SWS avoidance (RFC 9293 §3.8.6.2.1), Nagle off: send a
-            // full segment, everything queued, or half the max window.
+            // full segment, everything queued, or half the max window. With
+            // nothing in flight no ACK would open the window, so instead of
+            // the override timer the small segment goes out at once.
             let retransmit = seq::lt(self.snd_nxt, self.snd_max);
-            if avail > 0 && !retransmit && len < smss && len < avail && len < (self.max_snd_wnd as usize) / 2 {
+            let idle = self.snd_una == self.snd_max;
+            if avail > 0 && !retransmit && !idle && len < smss && len < avail && len < (self.max_snd_wnd as usize) / 2 {
                 break;
             }
             let s = self.snd_nxt;
@@ -319,8 +322,8 @@ impl TcpConn {
         if fin {
             h.flags = TcpFlags(h.flags.0 | TcpFlags::FIN);
         }
-        if len > 0 {
-            h.flags = TcpFlags(h.flags.0 | TcpFlags::PSH * (s.wrapping_add(len as u32) == end) as u8);
+        if len > 0 && s.wrapping_add(len as u32) == end {
+            h.flags = TcpFlags(h.flags.0 | TcpFlags::PSH);
         }
         let off = seq::dist(self.buf_seq, s);
         let mut scratch = std::mem::take(&mut self.scratch);

@@ -41,7 +41,7 @@ fn active_open_offers_all_options_and_completes_on_syn_ack() {
     let (h, p) = &o[0];
     assert!(p.is_empty());
     assert_eq!((h.flags.0, h.seq, h.ack), (A, 0xdead_0001, 7001));
-    assert_eq!(h.window, (256 * 1024 >> 7) as u16);
+    assert_eq!(h.window, ((256 * 1024) >> 7) as u16);
     assert_eq!(h.wscale, None);
     assert_eq!(h.mss, None);
     assert!(!h.sack_permitted);
