@@ -2,6 +2,9 @@
 //! connection's whole state — mid-handshake included — is a value that can be
 //! exported and imported (DESIGN.md, "Why our own TCP and TLS state machines").
 
+pub mod aead;
 pub mod error;
+pub mod key_schedule;
+pub mod suites;
 
 pub use error::{AlertDescription, TlsError};
