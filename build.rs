@@ -51,7 +51,6 @@ fn main() {
         .header("native/shim.h")
         .clang_args(cflags.iter())
         .clang_args(lib.include_paths.iter().map(|p| format!("-I{}", p.display())))
-        .clang_macro_fallback()
         .allowlist_function("rte_eal_.*")
         .allowlist_function("rte_eth_.*")
         .allowlist_function("rte_pktmbuf_.*")
@@ -75,6 +74,7 @@ fn main() {
         .allowlist_var("RTE_MBUF_DEFAULT_.*")
         .allowlist_var("RTE_PKTMBUF_HEADROOM")
         .allowlist_var("RTE_MEMZONE_.*")
+        .allowlist_var("shim_.*")
         .allowlist_var("SOCKET_ID_ANY")
         .allowlist_var("LCORE_ID_ANY")
         // Opaque: Rust only ever holds pointers to these; fields are read

@@ -19,3 +19,9 @@ uint32_t shim_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 uint16_t shim_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
 struct rte_mbuf *shim_mbuf_next(const struct rte_mbuf *m) { return m->next; }
 struct rte_mempool *shim_mbuf_pool(const struct rte_mbuf *m) { return m->pool; }
+
+const uint64_t shim_RTE_ETH_RSS_IP = RTE_ETH_RSS_IP;
+const uint64_t shim_RTE_ETH_RSS_TCP = RTE_ETH_RSS_TCP;
+const uint64_t shim_RTE_ETH_RSS_UDP = RTE_ETH_RSS_UDP;
+const uint64_t shim_RTE_ETH_RX_OFFLOAD_SCATTER = RTE_ETH_RX_OFFLOAD_SCATTER;
+const uint64_t shim_RTE_ETH_TX_OFFLOAD_MULTI_SEGS = RTE_ETH_TX_OFFLOAD_MULTI_SEGS;

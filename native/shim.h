@@ -39,4 +39,11 @@ uint16_t shim_mbuf_nb_segs(const struct rte_mbuf *m);
 struct rte_mbuf *shim_mbuf_next(const struct rte_mbuf *m);
 struct rte_mempool *shim_mbuf_pool(const struct rte_mbuf *m);
 
+/* Values of DPDK macros that bindgen cannot evaluate (RTE_BIT64(..)). */
+extern const uint64_t shim_RTE_ETH_RSS_IP;
+extern const uint64_t shim_RTE_ETH_RSS_TCP;
+extern const uint64_t shim_RTE_ETH_RSS_UDP;
+extern const uint64_t shim_RTE_ETH_RX_OFFLOAD_SCATTER;
+extern const uint64_t shim_RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+
 #endif

@@ -1,1 +1,3 @@
 //! Poll-mode worker loop.
+pub mod dpdk_io;
+pub mod io;
