@@ -109,8 +109,11 @@ pub fn eal_args_resolved(opts: &EalOptions, no_huge: bool) -> Vec<String> {
     a.push("-l".into());
     a.push(cores);
     a.push(format!("--file-prefix={}", opts.file_prefix));
+    // `--no-huge` turns on legacy memory mode, which the EAL refuses to
+    // combine with `--in-memory`; `--no-shconf` gives the same "no shared
+    // runtime files" property there.
     if opts.in_memory {
-        a.push("--in-memory".into());
+        a.push(if no_huge { "--no-shconf" } else { "--in-memory" }.into());
     }
     if no_huge {
         a.push("--no-huge".into());
@@ -284,7 +287,7 @@ mod tests {
             "-l",
             "0,1",
             "--file-prefix=t1",
-            "--in-memory",
+            "--no-shconf",
             "--no-huge",
             "-m",
             "128",
@@ -304,6 +307,7 @@ mod tests {
     fn eal_args_with_hugepages_has_no_no_huge() {
         let a = eal_args_resolved(&opts(), false);
         assert!(!a.iter().any(|s| s == "--no-huge" || s == "-m"));
+        assert!(a.iter().any(|s| s == "--in-memory"));
         assert!(a.iter().any(|s| s == "--file-prefix=t1"));
     }
 
