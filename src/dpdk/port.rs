@@ -251,6 +251,15 @@ impl Port {
                 di.max_rx_queues, di.max_tx_queues
             )));
         }
+        if let Some(m) = conf.mtu {
+            let frame = u32::from(m) + L2_OVERHEAD - 4;
+            if m > di.max_mtu || m < di.min_mtu || frame > di.max_rx_pktlen {
+                return Err(DpdkError::Invalid(format!(
+                    "port {p}: MTU {m} outside the device's range {}..={} (max frame {})",
+                    di.min_mtu, di.max_mtu, di.max_rx_pktlen
+                )));
+            }
+        }
         // SAFETY: reading immutable exported constants of the shim.
         let (rss_want, scatter, multi_seg) = unsafe {
             (
