@@ -81,7 +81,6 @@ fn main() {
         // through shim accessors or DPDK functions.
         .opaque_type("rte_mbuf")
         .opaque_type("rte_mempool")
-        .opaque_type("rte_memzone")
         .opaque_type("rte_eth_dev")
         .opaque_type("rte_eth_dev_data")
         .prepend_enum_name(false)

@@ -15,7 +15,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use baton::dpdk::{
-    eal_args, port_by_name, Eal, EalOptions, Mbuf, Mempool, Port, PortConf, QueueId,
+    eal_args, port_by_name, Eal, EalOptions, Mbuf, Mempool, Memzone, Port, PortConf, QueueId,
     DEFAULT_DATA_ROOM,
 };
 use baton::worker::dpdk_io::DpdkQueue;
@@ -182,6 +182,14 @@ fn null_mode() -> R {
     port.stop().map_err(|e| e.to_string())?;
     drop(port);
     check!(pool.in_use_count() == 0, "leak after close: {}", pool.in_use_count());
+
+    // A memzone: reserved, sized, unique by name, freed on drop.
+    let mz = Memzone::reserve(&eal, "smoke_mz", 1 << 20, None).map_err(|e| e.to_string())?;
+    check!(mz.len() >= 1 << 20 && !mz.as_ptr().is_null(), "memzone {mz:?}");
+    check!(Memzone::reserve(&eal, "smoke_mz", 4096, None).is_err(), "duplicate memzone name");
+    drop(mz);
+    let again = Memzone::reserve(&eal, "smoke_mz", 4096, None).map_err(|e| format!("after free: {e}"))?;
+    drop(again);
     Ok(())
 }
 

@@ -65,12 +65,14 @@ pub mod error;
 pub mod ffi;
 pub mod mbuf;
 pub mod mempool;
+pub mod memzone;
 pub mod port;
 
 pub use eal::{eal_args, eal_args_resolved, free_hugepages, Eal, EalOptions, ThreadRegistration};
 pub use error::DpdkError;
 pub use mbuf::{Mbuf, Segments};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, HEADROOM};
+pub use memzone::Memzone;
 pub use port::{available_ports, port_by_name, port_name, Port, PortConf, PortInfo, PortQueue, PortStats};
 
 /// An Ethernet port id.
