@@ -183,6 +183,22 @@ fn null_mode() -> R {
     drop(port);
     check!(pool.in_use_count() == 0, "leak after close: {}", pool.in_use_count());
 
+    // Threads: an unregistered std thread may alloc/free mbufs (no lcore
+    // id); a registered one gets an lcore id, released on drop.
+    let (e2, p2) = (eal.clone(), pool.clone());
+    let t = std::thread::spawn(move || -> R {
+        check!(baton::dpdk::LcoreId::current().is_none(), "fresh thread has an lcore id");
+        drop(Mbuf::alloc(&p2).ok_or("alloc on unregistered thread")?);
+        let reg = e2.register_thread().map_err(|e| e.to_string())?;
+        check!(baton::dpdk::LcoreId::current() == Some(reg.lcore()), "registered lcore id");
+        drop(Mbuf::alloc(&p2).ok_or("alloc on registered thread")?);
+        drop(reg);
+        check!(baton::dpdk::LcoreId::current().is_none(), "lcore id after unregister");
+        Ok(())
+    });
+    t.join().map_err(|_| "thread panicked")??;
+    check!(pool.in_use_count() == 0, "leak after threads: {}", pool.in_use_count());
+
     // A memzone: reserved, sized, unique by name, freed on drop.
     let mz = Memzone::reserve(&eal, "smoke_mz", 1 << 20, None).map_err(|e| e.to_string())?;
     check!(mz.len() >= 1 << 20 && !mz.as_ptr().is_null(), "memzone {mz:?}");

@@ -73,7 +73,7 @@ pub fn free_hugepages() -> u64 {
     free_hugepages_in(Path::new("/sys/kernel/mm/hugepages"))
 }
 
-/// Builds the EAL argument vector (argv[0] included) from `opts`. With
+/// Builds the EAL argument vector (`argv[0]` included) from `opts`. With
 /// `no_huge: None` it reads the free hugepage count; when there are none it
 /// adds `--no-huge -m <memory_mb>` and logs one line saying so.
 pub fn eal_args(opts: &EalOptions) -> Vec<String> {
@@ -167,7 +167,7 @@ impl std::fmt::Debug for Eal {
 }
 
 impl Eal {
-    /// Runs `rte_eal_init` with `args` (argv[0] first, as from
+    /// Runs `rte_eal_init` with `args` (`argv[0]` first, as from
     /// [`eal_args`]). Once per process: a second call fails with
     /// [`DpdkError::AlreadyInitialised`].
     pub fn init(args: &[String]) -> Result<Eal, DpdkError> {

@@ -57,8 +57,23 @@
 //!   multi-producer/consumer ring; such threads skip the per-lcore cache).
 //!   Register them ([`Eal::register_thread`]) for the cache or for anything
 //!   indexed by `rte_lcore_id()`.
-//! - `net_tap` has no RETA and no rte_flow-free RSS: see DESIGN.md; with one
-//!   RX queue RSS is simply not configured.
+//! - `--no-huge` switches the EAL to legacy memory, which it refuses to
+//!   combine with `--in-memory` ("Option --legacy-mem is not compatible");
+//!   [`eal_args`] uses `--no-shconf` instead in that case.
+//! - `net_tap` (22.11) reports `max_rx_pktlen` 1522, so its MTU cannot go
+//!   above 1500 (configure fails with EINVAL; [`Port::configure`] checks the
+//!   range first and says so). A lower MTU set through [`PortConf::mtu`]
+//!   reaches the kernel interface (case D4). It reports RX scatter and
+//!   multi-segment TX, and frames larger than one mbuf travel as chains.
+//! - `net_tap` wants the `multiq` qdisc for rte_flow; without `sch_multiq`
+//!   it logs "failed to create multiq qdisc ... Disabling rte flow support"
+//!   and keeps working (RSS configure still succeeds; the kernel picks the
+//!   queue, see DESIGN.md). With `--no-shconf` it also logs
+//!   "Failed to send start req to secondary", which is harmless.
+//! - The DPDK-side MAC of a `net_tap` port equals the kernel interface's.
+//! - `net_pcap` and `net_null` do not advertise multi-segment TX, yet both
+//!   take chains (pcap linearises them into the file; null frees them).
+//!   `net_pcap` RX delivers frames larger than one mbuf as chains.
 
 pub mod eal;
 pub mod error;
