@@ -45,6 +45,9 @@ run_mode() {
 # 1. net_null
 run_mode null "$BIN" null
 
+# 1b. net_ring loopback (chains end to end, in-process)
+run_mode ring "$BIN" ring
+
 # 2. net_tap inside a fresh namespace
 ip netns add "$NS"
 ip -n "$NS" link set lo up

@@ -380,17 +380,18 @@ impl Port {
     }
 
     /// Starts the port. Fails with `Busy` while queue handles are out.
-    pub fn start(&self) -> Result<(), DpdkError> {
+    pub fn start(&mut self) -> Result<(), DpdkError> {
         self.no_queues_out("start")?;
-        // SAFETY: configured port with every queue set up; no burst can run
-        // concurrently (no queue handles, and Port bursts need &mut self).
+        // SAFETY: configured port with every queue set up; no burst or other
+        // control call can run concurrently (no queue handles are out, and
+        // Port's bursts and control calls need &mut self).
         check("rte_eth_dev_start", unsafe { ffi::rte_eth_dev_start(self.inner.id.0) })?;
         self.inner.started.store(true, Ordering::SeqCst);
         Ok(())
     }
 
     /// Stops the port. Fails with `Busy` while queue handles are out.
-    pub fn stop(&self) -> Result<(), DpdkError> {
+    pub fn stop(&mut self) -> Result<(), DpdkError> {
         self.no_queues_out("stop")?;
         // SAFETY: as in start.
         check("rte_eth_dev_stop", unsafe { ffi::rte_eth_dev_stop(self.inner.id.0) })?;
@@ -419,7 +420,7 @@ impl Port {
     }
 
     /// Enables or disables promiscuous mode.
-    pub fn set_promiscuous(&self, on: bool) -> Result<(), DpdkError> {
+    pub fn set_promiscuous(&mut self, on: bool) -> Result<(), DpdkError> {
         let p = self.inner.id.0;
         // SAFETY: configured port; plain setters.
         let rc = unsafe {
