@@ -4,6 +4,8 @@
 
 pub mod conn;
 pub mod core;
+pub mod dpdk_io;
+pub mod io;
 pub mod pipe;
 pub mod runtime;
 pub mod stats;
