@@ -119,6 +119,9 @@ pub(crate) struct Pair {
     pub hook: Option<Box<dyn FnMut(TlsServer, &Arc<ServerConfig>, usize) -> TlsServer>>,
     pub steps: usize,
     pub server_error: Option<TlsError>,
+    /// Plaintext the client has received and not yet been asked for.
+    pub client_plain: Vec<u8>,
+    pub client_eof: bool,
 }
 
 impl Pair {
@@ -133,6 +136,8 @@ impl Pair {
             hook: None,
             steps: 0,
             server_error: None,
+            client_plain: Vec::new(),
+            client_eof: false,
         }
     }
 
@@ -206,6 +211,7 @@ impl Pair {
         while !rd.is_empty() {
             self.client.read_tls(&mut rd).unwrap();
             self.client.process_new_packets()?;
+            self.drain_client();
         }
         Ok(out.len())
     }
@@ -227,19 +233,25 @@ impl Pair {
         assert!(!self.server.is_handshaking(), "server still handshaking: {:?}", self.server_error);
     }
 
-    /// Reads everything the client has received.
-    pub fn client_read_all(&mut self) -> Vec<u8> {
-        let mut v = Vec::new();
+    fn drain_client(&mut self) {
         let mut buf = [0u8; 16384];
         loop {
             match self.client.reader().read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => v.extend_from_slice(&buf[..n]),
+                Ok(0) => {
+                    self.client_eof = true;
+                    break;
+                }
+                Ok(n) => self.client_plain.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => panic!("client read: {e}"),
             }
         }
-        v
+    }
+
+    /// Everything the client has received so far.
+    pub fn client_read_all(&mut self) -> Vec<u8> {
+        self.drain_client();
+        std::mem::take(&mut self.client_plain)
     }
 
     pub fn server_read_all(&mut self) -> Vec<u8> {
