@@ -122,6 +122,9 @@ pub(crate) struct Pair {
     /// Plaintext the client has received and not yet been asked for.
     pub client_plain: Vec<u8>,
     pub client_eof: bool,
+    /// When set, client bytes reach the server in chunks of random size
+    /// 1..=split_max drawn from this generator.
+    pub split: Option<(SeededEntropy, usize)>,
 }
 
 impl Pair {
@@ -138,6 +141,7 @@ impl Pair {
             server_error: None,
             client_plain: Vec::new(),
             client_eof: false,
+            split: None,
         }
     }
 
@@ -154,6 +158,13 @@ impl Pair {
     pub fn feed_server(&mut self, data: &[u8], chunk: usize) {
         let mut off = 0;
         while off < data.len() {
+            let chunk = match self.split.as_mut() {
+                Some((r, max)) => {
+                    use crate::entropy::Entropy;
+                    1 + (r.u32() as usize % *max).min(chunk.max(1) - 1)
+                }
+                None => chunk,
+            };
             let end = (off + chunk).min(data.len());
             let n = self.server.read_tls(&data[off..end]);
             off += n;
