@@ -1124,3 +1124,25 @@ impl TlsServer {
         Ok(s)
     }
 }
+
+#[cfg(test)]
+impl TlsServer {
+    fn copy_protector(p: &Option<RecordProtector>) -> Option<RecordProtector> {
+        let p = p.as_ref()?;
+        let mut w = Writer::new();
+        p.encode(&mut w);
+        let b = w.finish();
+        RecordProtector::decode(&mut Reader::new(&b)).ok()
+    }
+    /// A copy of our read protector: what the client seals with.
+    pub(crate) fn test_client_writer(&self) -> Option<RecordProtector> {
+        Self::copy_protector(&self.reader)
+    }
+    /// A copy of our write protector: what the client opens with.
+    pub(crate) fn test_client_reader(&self) -> Option<RecordProtector> {
+        Self::copy_protector(&self.writer)
+    }
+    pub(crate) fn test_has_resumption_secret(&self) -> bool {
+        self.resumption_secret.is_some()
+    }
+}
