@@ -32,6 +32,9 @@ pub(crate) mod content {
 /// Raw client bytes held at most: two whole maximum-size records.
 const IN_CAP: usize = 2 * (RECORD_HEADER_LEN + MAX_CIPHERTEXT);
 
+/// Rejected 0-RTT bytes we skip before treating failures as fatal.
+const MAX_SKIPPED_EARLY_DATA: u32 = 64 * 1024;
+
 const STATE_TAG: u16 = 0x5453;
 const STATE_VERSION: u16 = 1;
 
@@ -119,6 +122,9 @@ pub struct TlsServer {
     first_hello: Option<FirstHello>,
     ccs_sent: bool,
 
+    /// Bytes of rejected 0-RTT data still to be skipped (§4.2.10): the
+    /// client offered early_data, we never accept it.
+    early_skip: u32,
     key_updates_in_row: u32,
     close_sent: bool,
     close_received: bool,
@@ -144,6 +150,7 @@ enum Inner {
     Handshake(usize, usize),
     Alert(usize, usize),
     AppData(usize, usize),
+    /// Nothing to deliver (a change_cipher_spec, or skipped early data).
     Ccs,
 }
 
@@ -178,6 +185,7 @@ impl TlsServer {
             server_random: [0; 32],
             first_hello: None,
             ccs_sent: false,
+            early_skip: 0,
             key_updates_in_row: 0,
             close_sent: false,
             close_received: false,
@@ -224,6 +232,26 @@ impl TlsServer {
             self.out_off = 0;
         } else if self.out_off >= 32 * 1024 {
             self.out.drain(..self.out_off);
+            self.out_off = 0;
+        }
+    }
+
+    /// Gives the memory of empty buffers back (call when the connection
+    /// goes idle; DESIGN.md "Buffers and copies").
+    pub fn release_buffers(&mut self) {
+        if self.in_off == self.inbuf.len() {
+            self.inbuf = Vec::new();
+            self.in_off = 0;
+        }
+        if self.hs_buf.is_empty() {
+            self.hs_buf = Vec::new();
+        }
+        if self.plaintext_len() == 0 {
+            self.plain_in = Vec::new();
+            self.plain_off = 0;
+        }
+        if !self.wants_write() {
+            self.out = Vec::new();
             self.out_off = 0;
         }
     }
@@ -507,7 +535,24 @@ impl TlsServer {
         match (typ, self.reader.as_mut()) {
             (content::APPLICATION_DATA, Some(rd)) => {
                 let rec = self.inbuf.get_mut(start..end).ok_or(TlsError::Internal("record bounds"))?;
-                let (inner_type, data) = rd.open_record(rec)?;
+                let skipping = self.phase == Phase::ExpectFinished && self.early_skip > 0;
+                let (inner_type, data) = match rd.open_record(rec) {
+                    Ok(x) => x,
+                    Err(TlsError::BadRecordMac) if skipping => {
+                        let n = (end - body) as u32;
+                        if n > self.early_skip {
+                            return Err(TlsError::BadRecordMac);
+                        }
+                        self.early_skip -= n;
+                        return Ok(Inner::Ccs);
+                    }
+                    Err(e) => return Err(e),
+                };
+                if skipping {
+                    // The first record that opens under the handshake key
+                    // ends the early data.
+                    self.early_skip = 0;
+                }
                 let n = data.len();
                 let (a, b) = (body, body + n);
                 match inner_type {
@@ -690,6 +735,10 @@ impl TlsServer {
         self.session_id = ch.session_id.clone();
         self.first_hello = None;
         rng.fill(&mut self.server_random);
+        // §4.2.10: early data is never accepted (no early_data in our
+        // EncryptedExtensions); what the client sends under its early key is
+        // skipped, up to a bound. After a HelloRetryRequest there is none.
+        self.early_skip = if ch.early_data && !retry { MAX_SKIPPED_EARLY_DATA } else { 0 };
         // Pre-shared keys (ch.psk) are parsed and ignored until resumption
         // lands: a full handshake is always a valid answer (§4.2.11).
         self.job = Some(JobSpec::KeyExchange { group, peer });
@@ -1037,6 +1086,7 @@ impl TlsServer {
             None => w.u8(0),
         }
         w.bool(self.ccs_sent);
+        w.u32(self.early_skip);
         w.u32(self.key_updates_in_row);
         w.bool(self.close_sent);
         w.bool(self.close_received);
@@ -1114,6 +1164,7 @@ impl TlsServer {
             _ => return Err(DecodeError::Invalid("first hello option")),
         };
         s.ccs_sent = r.bool()?;
+        s.early_skip = r.u32()?;
         s.key_updates_in_row = r.u32()?;
         s.close_sent = r.bool()?;
         s.close_received = r.bool()?;

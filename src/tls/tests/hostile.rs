@@ -416,3 +416,45 @@ fn mutated_client_hellos_never_panic_and_always_alert() {
     }
     assert!(failures > 1000, "mutations should mostly fail: {failures}");
 }
+
+#[test]
+fn rejected_early_data_is_skipped_up_to_a_bound() {
+    // §4.2.10: a client that offered early_data gets a 1-RTT handshake and
+    // its 0-RTT records (under a key we do not have) are skipped.
+    let p = pki(KeyKind::Ecdsa);
+    let mut pair = Pair::new(client(&p, &ClientOpts::default()), server_config(&p, &[]), 2);
+    let mut rec = Vec::new();
+    pair.client.write_tls(&mut rec).unwrap();
+    // Append an empty early_data extension (before any pre_shared_key: rustls
+    // sends none here) and fix the lengths.
+    let mut msg = rec[5..].to_vec();
+    msg.extend_from_slice(&[0, 42, 0, 0]);
+    let body_len = msg.len() - 4;
+    msg[1..4].copy_from_slice(&(body_len as u32).to_be_bytes()[1..]);
+    let sid_len = msg[4 + 34] as usize;
+    let cs_at = 4 + 35 + sid_len;
+    let cs_len = u16::from_be_bytes([msg[cs_at], msg[cs_at + 1]]) as usize;
+    let comp_at = cs_at + 2 + cs_len;
+    let ext_at = comp_at + 1 + msg[comp_at] as usize;
+    let ext_len = msg.len() - ext_at - 2;
+    msg[ext_at..ext_at + 2].copy_from_slice(&(ext_len as u16).to_be_bytes());
+    let mut wire = record(22, &msg);
+    // Two "0-RTT" records the server cannot open.
+    for _ in 0..2 {
+        wire.extend(record(23, &[0x55; 100]).iter().enumerate().map(|(i, b)| if i == 0 { 23 } else { *b }));
+    }
+    pair.feed_server(&wire, 1 << 20);
+    assert!(pair.server_error.is_none(), "{:?}", pair.server_error);
+    // The client's real Finished would follow (rustls rejects our transcript
+    // here since we edited its hello); a record failing beyond the bound
+    // is fatal.
+    let big = vec![0x55u8; 16_000];
+    for i in 0..5 {
+        assert!(!pair.server.is_failed(), "failed after {i} records");
+        let mut r = record(23, &big);
+        r[0] = 23;
+        pair.server.read_tls(&r);
+        let _ = pair.server.process(&mut pair.rng);
+    }
+    assert_eq!(pair.server.error(), Some(&TlsError::BadRecordMac));
+}
