@@ -1,0 +1,1199 @@
+//! The TLS 1.3 server connection (RFC 8446): record layer buffering in both
+//! directions, the server handshake state machine and post-handshake
+//! messages. Sans-IO: bytes in through [`TlsServer::read_tls`], bytes out
+//! through [`TlsServer::tls_output`], randomness as an argument, and the two
+//! expensive steps handed out as [`CryptoJob`]s.
+//!
+//! The whole connection is one plain struct so it can be encoded at any
+//! point — mid-handshake, with a job pending or half a record buffered —
+//! and continued elsewhere (DESIGN.md, "What a handoff carries").
+
+use std::sync::Arc;
+
+use super::aead::{sealed_len, RecordProtector, MAX_CIPHERTEXT, MAX_PLAINTEXT, RECORD_HEADER_LEN};
+use super::cert::SignatureScheme;
+use super::config::{NamedGroup, ServerConfig};
+use super::job::{CryptoJob, JobResult, JobSpec};
+use super::key_schedule::{finished_verify_data, verify_finished, KeySchedule, Secret};
+use super::messages::{self, hs_type, ClientHello};
+use super::suites::{CipherSuite, Transcript};
+use super::{AlertDescription, TlsError};
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::entropy::Entropy;
+
+/// ContentType (§5.1).
+pub(crate) mod content {
+    pub const CHANGE_CIPHER_SPEC: u8 = 20;
+    pub const ALERT: u8 = 21;
+    pub const HANDSHAKE: u8 = 22;
+    pub const APPLICATION_DATA: u8 = 23;
+}
+
+/// Raw client bytes held at most: two whole maximum-size records.
+const IN_CAP: usize = 2 * (RECORD_HEADER_LEN + MAX_CIPHERTEXT);
+
+/// Rejected 0-RTT bytes we skip before treating failures as fatal.
+const MAX_SKIPPED_EARLY_DATA: u32 = 64 * 1024;
+
+const STATE_TAG: u16 = 0x5453;
+const STATE_VERSION: u16 = 1;
+
+/// Where the handshake is. One state per message the server waits for
+/// (§4, Figure 1 and §4.1.4 for the retry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    ExpectClientHello = 0,
+    /// After a HelloRetryRequest (§4.1.4).
+    ExpectSecondClientHello = 1,
+    /// Waiting for the key exchange job.
+    KeyExchange = 2,
+    /// Waiting for the CertificateVerify signature job.
+    Sign = 3,
+    ExpectFinished = 4,
+    /// Handshake done. A NewSessionTicket would be sent on entering this
+    /// state (resumption issue); the hook is `resumption_secret`.
+    Connected = 5,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Option<Phase> {
+        use Phase::*;
+        Some(match v {
+            0 => ExpectClientHello,
+            1 => ExpectSecondClientHello,
+            2 => KeyExchange,
+            3 => Sign,
+            4 => ExpectFinished,
+            5 => Connected,
+            _ => return None,
+        })
+    }
+}
+
+/// What the first ClientHello promised, checked against the second one
+/// after a HelloRetryRequest (§4.1.2: the same ClientHello except for
+/// key_share, early_data, cookie, pre_shared_key and padding).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct FirstHello {
+    suites: Vec<u16>,
+    sni: Option<String>,
+    alpn: Option<Vec<Vec<u8>>>,
+    versions: Option<Vec<u16>>,
+}
+
+/// A server-side TLS 1.3 connection.
+pub struct TlsServer {
+    cfg: Arc<ServerConfig>,
+    phase: Phase,
+
+    /// Client bytes not yet made into records; `in_off` bytes already used.
+    inbuf: Vec<u8>,
+    in_off: usize,
+    /// Handshake bytes reassembled across records (§5.1).
+    hs_buf: Vec<u8>,
+    /// Opened application data not yet read; `plain_off` bytes already read.
+    plain_in: Vec<u8>,
+    plain_off: usize,
+    /// TLS bytes for the client; `out_off` bytes already consumed.
+    out: Vec<u8>,
+    out_off: usize,
+
+    transcript: Option<Transcript>,
+    ks: Option<KeySchedule>,
+    reader: Option<RecordProtector>,
+    writer: Option<RecordProtector>,
+    client_hs_secret: Option<Secret>,
+    server_hs_secret: Option<Secret>,
+    client_app_secret: Option<Secret>,
+    /// Kept for NewSessionTicket (next issue): the per-ticket PSK is derived
+    /// from it (§4.6.1). Never leaves this connection.
+    resumption_secret: Option<Secret>,
+
+    job: Option<JobSpec>,
+    job_out: bool,
+
+    suite: Option<CipherSuite>,
+    group: Option<NamedGroup>,
+    scheme: Option<SignatureScheme>,
+    sni: Option<String>,
+    alpn: Option<Vec<u8>>,
+    session_id: Vec<u8>,
+    server_random: [u8; 32],
+    first_hello: Option<FirstHello>,
+    ccs_sent: bool,
+
+    /// Bytes of rejected 0-RTT data still to be skipped (§4.2.10): the
+    /// client offered early_data, we never accept it.
+    early_skip: u32,
+    key_updates_in_row: u32,
+    close_sent: bool,
+    close_received: bool,
+    failed: bool,
+    error: Option<TlsError>,
+}
+
+impl std::fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No secrets, no buffers' contents.
+        f.debug_struct("TlsServer")
+            .field("phase", &self.phase)
+            .field("suite", &self.suite)
+            .field("group", &self.group)
+            .field("sni", &self.sni)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one record turned out to carry, once opened.
+enum Inner {
+    Handshake(usize, usize),
+    Alert(usize, usize),
+    AppData(usize, usize),
+    /// Nothing to deliver (a change_cipher_spec, or skipped early data).
+    Ccs,
+}
+
+impl TlsServer {
+    pub fn new(cfg: Arc<ServerConfig>) -> TlsServer {
+        TlsServer {
+            cfg,
+            phase: Phase::ExpectClientHello,
+            inbuf: Vec::new(),
+            in_off: 0,
+            hs_buf: Vec::new(),
+            plain_in: Vec::new(),
+            plain_off: 0,
+            out: Vec::new(),
+            out_off: 0,
+            transcript: None,
+            ks: None,
+            reader: None,
+            writer: None,
+            client_hs_secret: None,
+            server_hs_secret: None,
+            client_app_secret: None,
+            resumption_secret: None,
+            job: None,
+            job_out: false,
+            suite: None,
+            group: None,
+            scheme: None,
+            sni: None,
+            alpn: None,
+            session_id: Vec::new(),
+            server_random: [0; 32],
+            first_hello: None,
+            ccs_sent: false,
+            early_skip: 0,
+            key_updates_in_row: 0,
+            close_sent: false,
+            close_received: false,
+            failed: false,
+            error: None,
+        }
+    }
+
+    // ---- byte streams -------------------------------------------------
+
+    /// Takes ciphertext from the client's TCP stream into a bounded buffer;
+    /// returns how many bytes were taken (call [`process`](Self::process)
+    /// and offer the rest again).
+    pub fn read_tls(&mut self, data: &[u8]) -> usize {
+        if self.failed || self.close_received {
+            // Nothing more is read after a fatal error or close_notify
+            // (§6.1); the bytes are consumed and dropped.
+            return data.len();
+        }
+        if self.in_off > 0 && self.in_off == self.inbuf.len() {
+            self.inbuf.clear();
+            self.in_off = 0;
+        }
+        let held = self.inbuf.len() - self.in_off;
+        let n = data.len().min(IN_CAP.saturating_sub(held));
+        if n > 0 && self.inbuf.len() + n > IN_CAP {
+            self.inbuf.drain(..self.in_off);
+            self.in_off = 0;
+        }
+        self.inbuf.extend_from_slice(&data[..n]);
+        n
+    }
+
+    /// TLS bytes waiting to be sent to the client.
+    pub fn tls_output(&self) -> &[u8] {
+        self.out.get(self.out_off..).unwrap_or(&[])
+    }
+
+    /// Marks `n` bytes of [`tls_output`](Self::tls_output) as sent.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out_off = (self.out_off + n).min(self.out.len());
+        if self.out_off == self.out.len() {
+            self.out.clear();
+            self.out_off = 0;
+        } else if self.out_off >= 32 * 1024 {
+            self.out.drain(..self.out_off);
+            self.out_off = 0;
+        }
+    }
+
+    /// Gives the memory of empty buffers back (call when the connection
+    /// goes idle; DESIGN.md "Buffers and copies").
+    pub fn release_buffers(&mut self) {
+        if self.in_off == self.inbuf.len() {
+            self.inbuf = Vec::new();
+            self.in_off = 0;
+        }
+        if self.hs_buf.is_empty() {
+            self.hs_buf = Vec::new();
+        }
+        if self.plaintext_len() == 0 {
+            self.plain_in = Vec::new();
+            self.plain_off = 0;
+        }
+        if !self.wants_write() {
+            self.out = Vec::new();
+            self.out_off = 0;
+        }
+    }
+
+    pub fn wants_write(&self) -> bool {
+        self.out_off < self.out.len()
+    }
+
+    /// Client application data available to read.
+    pub fn plaintext_len(&self) -> usize {
+        self.plain_in.len() - self.plain_off
+    }
+
+    /// Copies client application data out; returns the byte count.
+    pub fn read_plaintext(&mut self, out: &mut [u8]) -> usize {
+        let avail = self.plain_in.get(self.plain_off..).unwrap_or(&[]);
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.plain_off += n;
+        if self.plain_off == self.plain_in.len() {
+            self.plain_in.clear();
+            self.plain_off = 0;
+        }
+        n
+    }
+
+    /// Seals application data into records of at most 2^14 bytes (§5.1),
+    /// bounded by `max_plaintext_buffer` of pending output. Returns how many
+    /// bytes were taken: 0 while handshaking, after close_notify was sent or
+    /// once the connection failed.
+    pub fn write_plaintext(&mut self, data: &[u8]) -> usize {
+        if self.phase != Phase::Connected || self.close_sent || self.failed {
+            return 0;
+        }
+        let mut taken = 0;
+        while taken < data.len() {
+            let pending = self.out.len() - self.out_off;
+            let room = self.cfg.max_plaintext_buffer.saturating_sub(pending);
+            let chunk = (data.len() - taken).min(MAX_PLAINTEXT);
+            let chunk = if sealed_len(chunk) <= room {
+                chunk
+            } else {
+                // A partial record only if it is worth it.
+                let fit = room.saturating_sub(sealed_len(0));
+                if fit < 1024.min(data.len() - taken) {
+                    break;
+                }
+                fit
+            };
+            if let Err(e) = self.maybe_rekey_writer() {
+                self.fail(e);
+                break;
+            }
+            let Some(w) = self.writer.as_mut() else { break };
+            if let Err(e) = w.seal_record(content::APPLICATION_DATA, &data[taken..taken + chunk], &mut self.out) {
+                self.fail(e);
+                break;
+            }
+            taken += chunk;
+        }
+        taken
+    }
+
+    /// §5.5: before the write key wears out, update it ourselves.
+    fn maybe_rekey_writer(&mut self) -> Result<(), TlsError> {
+        if self.writer.as_ref().is_some_and(|w| w.needs_key_update()) {
+            self.send_key_update(false)?;
+        }
+        Ok(())
+    }
+
+    /// Sends KeyUpdate under the current write key, then switches it (§4.6.3).
+    fn send_key_update(&mut self, request: bool) -> Result<(), TlsError> {
+        let msg = messages::key_update(request);
+        let w = self.writer.as_mut().ok_or(TlsError::Internal("no write key"))?;
+        w.seal_record(content::HANDSHAKE, &msg, &mut self.out)?;
+        w.update_traffic_secret();
+        Ok(())
+    }
+
+    /// Queues close_notify (§6.1). Nothing more is written afterwards; the
+    /// caller sends the TCP FIN once [`tls_output`](Self::tls_output) is
+    /// drained (case T7).
+    pub fn send_close_notify(&mut self) {
+        if self.close_sent || self.failed {
+            return;
+        }
+        self.close_sent = true;
+        self.queue_alert(1, AlertDescription::CloseNotify as u8);
+    }
+
+    fn queue_alert(&mut self, level: u8, desc: u8) {
+        let body = [level, desc];
+        match self.writer.as_mut() {
+            Some(w) => {
+                // If even this fails the connection is dead anyway.
+                let _ = w.seal_record(content::ALERT, &body, &mut self.out);
+            }
+            None => push_plain_records(&mut self.out, content::ALERT, &body),
+        }
+    }
+
+    /// Marks the connection failed and queues the fatal alert for `e`
+    /// (none when the peer's alert caused it).
+    fn fail(&mut self, e: TlsError) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        if !matches!(e, TlsError::PeerAlert(_)) && !self.close_sent {
+            self.queue_alert(2, e.alert() as u8);
+        }
+        self.error = Some(e);
+        // Secrets are no longer needed.
+        self.client_hs_secret = None;
+        self.server_hs_secret = None;
+        self.client_app_secret = None;
+        self.resumption_secret = None;
+        self.ks = None;
+        self.job = None;
+    }
+
+    // ---- state queries -------------------------------------------------
+
+    pub fn is_handshaking(&self) -> bool {
+        self.phase != Phase::Connected
+    }
+    pub fn received_close_notify(&self) -> bool {
+        self.close_received
+    }
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+    pub fn sni(&self) -> Option<&str> {
+        self.sni.as_deref()
+    }
+    pub fn alpn(&self) -> Option<&[u8]> {
+        self.alpn.as_deref()
+    }
+    pub fn suite(&self) -> Option<CipherSuite> {
+        self.suite
+    }
+    pub fn group(&self) -> Option<NamedGroup> {
+        self.group
+    }
+    pub fn signature_scheme(&self) -> Option<SignatureScheme> {
+        self.scheme
+    }
+    /// The error that failed the connection, if any.
+    pub fn error(&self) -> Option<&TlsError> {
+        self.error.as_ref()
+    }
+
+    // ---- jobs ------------------------------------------------------------
+
+    /// The pending expensive step, handed out once. After
+    /// [`complete_job`](Self::complete_job), call [`process`](Self::process)
+    /// again to continue with buffered records.
+    pub fn take_job(&mut self) -> Option<CryptoJob> {
+        if self.failed || self.job_out {
+            return None;
+        }
+        let spec = self.job.clone()?;
+        self.job_out = true;
+        Some(CryptoJob { spec, cfg: self.cfg.clone() })
+    }
+
+    pub fn complete_job(&mut self, result: JobResult) -> Result<(), TlsError> {
+        if self.failed {
+            return Err(self.error.clone().unwrap_or(TlsError::Internal("connection failed")));
+        }
+        let Some(spec) = self.job.take() else {
+            return Err(TlsError::Internal("no job pending"));
+        };
+        self.job_out = false;
+        let r = match (spec, result) {
+            (_, JobResult::Failed(e)) => Err(e),
+            (JobSpec::KeyExchange { group, .. }, JobResult::KeyExchange { group: g, public, shared }) if g == group => {
+                self.on_key_exchange(&public, &shared)
+            }
+            (JobSpec::Sign { scheme, .. }, JobResult::Signature { scheme: s, sig }) if s == scheme => {
+                self.on_signature(&sig)
+            }
+            _ => Err(TlsError::Internal("job result does not match the pending job")),
+        };
+        if let Err(e) = &r {
+            self.fail(e.clone());
+        }
+        r
+    }
+
+    // ---- the record layer (§5) ---------------------------------------
+
+    /// Turns buffered client bytes into records and messages and advances
+    /// the handshake. Stops while a job is pending and while the plaintext
+    /// buffer is full. On a fatal error the alert is already queued in the
+    /// output and the connection is failed.
+    pub fn process(&mut self, rng: &mut dyn Entropy) -> Result<(), TlsError> {
+        if self.failed {
+            return Err(self.error.clone().unwrap_or(TlsError::Internal("connection failed")));
+        }
+        let r = self.process_records(rng);
+        if self.in_off == self.inbuf.len() {
+            self.inbuf.clear();
+            self.in_off = 0;
+        }
+        if let Err(e) = &r {
+            self.fail(e.clone());
+        }
+        r
+    }
+
+    fn process_records(&mut self, rng: &mut dyn Entropy) -> Result<(), TlsError> {
+        loop {
+            if self.close_received || self.job.is_some() || self.plaintext_len() >= self.cfg.max_plaintext_buffer {
+                return Ok(());
+            }
+            let avail = self.inbuf.get(self.in_off..).unwrap_or(&[]);
+            if avail.len() < RECORD_HEADER_LEN {
+                return Ok(());
+            }
+            let typ = avail[0];
+            let len = u16::from_be_bytes([avail[3], avail[4]]) as usize;
+            let protected = self.reader.is_some() && typ == content::APPLICATION_DATA;
+            // §5.1 / §5.2 length limits, checked before buffering the body.
+            if len > MAX_CIPHERTEXT || (!protected && len > MAX_PLAINTEXT) {
+                return Err(TlsError::RecordOverflow);
+            }
+            if avail.len() < RECORD_HEADER_LEN + len {
+                if !matches!(typ, 20..=23) {
+                    // Not TLS at all (e.g. an HTTP request): fail early.
+                    return Err(TlsError::UnexpectedMessage("unknown record content type"));
+                }
+                return Ok(());
+            }
+            let start = self.in_off;
+            let end = start + RECORD_HEADER_LEN + len;
+            self.in_off = end;
+            let inner = self.open(typ, start, end)?;
+            match inner {
+                Inner::Ccs => {}
+                Inner::Handshake(a, b) => {
+                    if a == b {
+                        // Case T3: zero-length handshake fragments are forbidden (§5.1).
+                        return Err(TlsError::UnexpectedMessage("empty handshake record"));
+                    }
+                    let frag = self.inbuf.get(a..b).unwrap_or(&[]);
+                    self.hs_buf.extend_from_slice(frag);
+                    self.handle_handshake_buffer(rng)?;
+                }
+                Inner::Alert(a, b) => {
+                    if !self.hs_buf.is_empty() {
+                        return Err(TlsError::UnexpectedMessage("alert inside a handshake message"));
+                    }
+                    let body = [self.inbuf.get(a).copied(), self.inbuf.get(a + 1).copied()];
+                    self.on_alert(b - a, body)?;
+                }
+                Inner::AppData(a, b) => {
+                    if self.phase != Phase::Connected {
+                        // No 0-RTT: application data only after Finished.
+                        return Err(TlsError::UnexpectedMessage("application data during handshake"));
+                    }
+                    if !self.hs_buf.is_empty() {
+                        return Err(TlsError::UnexpectedMessage("application data inside a handshake message"));
+                    }
+                    // Case T3: zero-length application data is allowed and ignored.
+                    if a < b {
+                        let data = self.inbuf.get(a..b).unwrap_or(&[]);
+                        self.plain_in.extend_from_slice(data);
+                        self.key_updates_in_row = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deprotects the record at `inbuf[start..end]` if it is protected and
+    /// classifies its content, returned as a range of `inbuf`.
+    fn open(&mut self, typ: u8, start: usize, end: usize) -> Result<Inner, TlsError> {
+        let body = start + RECORD_HEADER_LEN;
+        match (typ, self.reader.as_mut()) {
+            (content::APPLICATION_DATA, Some(rd)) => {
+                let rec = self.inbuf.get_mut(start..end).ok_or(TlsError::Internal("record bounds"))?;
+                let skipping = self.phase == Phase::ExpectFinished && self.early_skip > 0;
+                let (inner_type, data) = match rd.open_record(rec) {
+                    Ok(x) => x,
+                    Err(TlsError::BadRecordMac) if skipping => {
+                        let n = (end - body) as u32;
+                        if n > self.early_skip {
+                            return Err(TlsError::BadRecordMac);
+                        }
+                        self.early_skip -= n;
+                        return Ok(Inner::Ccs);
+                    }
+                    Err(e) => return Err(e),
+                };
+                if skipping {
+                    // The first record that opens under the handshake key
+                    // ends the early data.
+                    self.early_skip = 0;
+                }
+                let n = data.len();
+                let (a, b) = (body, body + n);
+                match inner_type {
+                    content::HANDSHAKE => Ok(Inner::Handshake(a, b)),
+                    content::ALERT => Ok(Inner::Alert(a, b)),
+                    content::APPLICATION_DATA => Ok(Inner::AppData(a, b)),
+                    // §5: a protected change_cipher_spec is unexpected_message.
+                    _ => Err(TlsError::UnexpectedMessage("bad inner content type")),
+                }
+            }
+            (content::APPLICATION_DATA, None) => {
+                Err(TlsError::UnexpectedMessage("application data before handshake keys"))
+            }
+            (content::CHANGE_CIPHER_SPEC, _) => {
+                // §5 and §D.4: one byte 0x01, plaintext, after the first
+                // ClientHello and before the client's Finished.
+                let ok_phase = matches!(self.phase, Phase::ExpectSecondClientHello | Phase::ExpectFinished);
+                if !ok_phase || !self.hs_buf.is_empty() {
+                    return Err(TlsError::UnexpectedMessage("change_cipher_spec"));
+                }
+                if self.inbuf.get(body..end) != Some(&[1u8][..]) {
+                    return Err(TlsError::UnexpectedMessage("change_cipher_spec value"));
+                }
+                Ok(Inner::Ccs)
+            }
+            (content::HANDSHAKE, None) => Ok(Inner::Handshake(body, end)),
+            (content::HANDSHAKE, Some(_)) => Err(TlsError::UnexpectedMessage("plaintext handshake after keys")),
+            (content::ALERT, rd) => {
+                // A client that could not process our ServerHello alerts in
+                // plaintext; afterwards alerts must be protected.
+                if rd.is_some() && self.phase == Phase::Connected {
+                    return Err(TlsError::UnexpectedMessage("plaintext alert after handshake"));
+                }
+                Ok(Inner::Alert(body, end))
+            }
+            _ => Err(TlsError::UnexpectedMessage("unknown record content type")),
+        }
+    }
+
+    /// §6: close_notify ends reading; user_canceled is a warning; every
+    /// other alert is fatal.
+    fn on_alert(&mut self, len: usize, body: [Option<u8>; 2]) -> Result<(), TlsError> {
+        if len == 0 {
+            // Case T3.
+            return Err(TlsError::UnexpectedMessage("empty alert record"));
+        }
+        if len != 2 {
+            return Err(TlsError::Decode("alert length"));
+        }
+        let desc = body[1].unwrap_or(0xff);
+        match AlertDescription::from_u8(desc) {
+            Some(AlertDescription::CloseNotify) => {
+                self.close_received = true;
+                Ok(())
+            }
+            Some(AlertDescription::UserCanceled) => Ok(()),
+            Some(a) => Err(TlsError::PeerAlert(a)),
+            None => Err(TlsError::PeerAlert(AlertDescription::DecodeError)),
+        }
+    }
+
+    /// Takes every complete handshake message out of the reassembly buffer.
+    fn handle_handshake_buffer(&mut self, rng: &mut dyn Entropy) -> Result<(), TlsError> {
+        while self.hs_buf.len() >= 4 {
+            let len = u32::from_be_bytes([0, self.hs_buf[1], self.hs_buf[2], self.hs_buf[3]]) as usize;
+            if len > self.cfg.max_handshake_message {
+                return Err(TlsError::Decode("handshake message too large"));
+            }
+            if self.hs_buf.len() < 4 + len {
+                return Ok(());
+            }
+            let msg: Vec<u8> = self.hs_buf.drain(..4 + len).collect();
+            self.on_message(&msg, rng)?;
+            if self.job.is_some() && !self.hs_buf.is_empty() {
+                // The next client message comes under new keys; nothing may
+                // be left of this flight (§5.1).
+                return Err(TlsError::UnexpectedMessage("data after ClientHello"));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, msg: &[u8], rng: &mut dyn Entropy) -> Result<(), TlsError> {
+        let typ = msg[0];
+        match (self.phase, typ) {
+            (Phase::ExpectClientHello | Phase::ExpectSecondClientHello, hs_type::CLIENT_HELLO) => {
+                self.on_client_hello(msg, rng)
+            }
+            (Phase::ExpectFinished, hs_type::FINISHED) => self.on_finished(msg),
+            (Phase::Connected, hs_type::KEY_UPDATE) => self.on_key_update(msg),
+            // A client never sends NewSessionTicket; nor anything else we
+            // did not ask for (§4.6).
+            _ => Err(TlsError::UnexpectedMessage("handshake message not allowed here")),
+        }
+    }
+
+    // ---- the handshake (§4) --------------------------------------------
+
+    fn on_client_hello(&mut self, msg: &[u8], rng: &mut dyn Entropy) -> Result<(), TlsError> {
+        let ch = ClientHello::parse(msg.get(4..).unwrap_or(&[]))?;
+        let retry = self.phase == Phase::ExpectSecondClientHello;
+        // §4.2.1: without supported_versions listing 0x0304 this is not a
+        // TLS 1.3 client.
+        match &ch.versions {
+            Some(v) if v.contains(&messages::TLS13) => {}
+            _ => return Err(TlsError::ProtocolVersion),
+        }
+        let suite = self
+            .cfg
+            .suites
+            .iter()
+            .copied()
+            .find(|s| ch.suites.contains(&s.id()))
+            .ok_or(TlsError::HandshakeFailure("no cipher suite in common"))?;
+        // §9.2: certificate authentication needs signature_algorithms;
+        // (EC)DHE needs supported_groups and key_share.
+        let sig_algs = ch.sig_algs.as_ref().ok_or(TlsError::MissingExtension("signature_algorithms"))?;
+        let groups = ch.groups.as_ref().ok_or(TlsError::MissingExtension("supported_groups"))?;
+        let shares = ch.key_shares.as_ref().ok_or(TlsError::MissingExtension("key_share"))?;
+        let scheme =
+            self.cfg.key.choose_scheme(sig_algs).ok_or(TlsError::HandshakeFailure("no signature scheme in common"))?;
+        // §4.2.8: every share must be for an offered group.
+        if shares.iter().any(|(g, _)| !groups.contains(g)) {
+            return Err(TlsError::IllegalParameter("key_share for a group not in supported_groups"));
+        }
+        // Our preference order, but a group the client already sent a share
+        // for wins (saves a round trip); unknown/GREASE ids are skipped (T6).
+        let with_share = self.cfg.groups.iter().copied().find(|g| shares.iter().any(|(sg, _)| *sg == g.id()));
+        let alpn = self.select_alpn(&ch)?;
+
+        if retry {
+            let first = self.first_hello.as_ref().ok_or(TlsError::Internal("retry without first hello"))?;
+            if Some(suite) != self.suite
+                || ch.session_id != self.session_id
+                || ch.suites != first.suites
+                || ch.sni != first.sni
+                || ch.alpn != first.alpn
+                || ch.versions != first.versions
+                || ch.early_data
+            {
+                return Err(TlsError::IllegalParameter("second ClientHello differs from the first"));
+            }
+            // §4.2.8: exactly one share, for the group we asked for.
+            let g = self.group.ok_or(TlsError::Internal("retry without group"))?;
+            if shares.len() != 1 || with_share != Some(g) {
+                return Err(TlsError::IllegalParameter("second ClientHello without the requested key share"));
+            }
+        }
+
+        let Some(group) = with_share else {
+            // No usable share: HelloRetryRequest for a group both support
+            // (§4.1.4), but only once.
+            if retry {
+                return Err(TlsError::IllegalParameter("second ClientHello without the requested key share"));
+            }
+            let group = self
+                .cfg
+                .groups
+                .iter()
+                .copied()
+                .find(|g| groups.contains(&g.id()))
+                .ok_or(TlsError::HandshakeFailure("no key exchange group in common"))?;
+            return self.send_hello_retry(ch, msg, suite, group);
+        };
+        let peer = shares.iter().find(|(g, _)| *g == group.id()).map(|(_, k)| k.clone()).unwrap_or_default();
+        if peer.len() != group.share_len() {
+            return Err(TlsError::IllegalParameter("key share length"));
+        }
+
+        if !retry {
+            self.transcript = Some(Transcript::new(suite.hash()));
+        }
+        let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
+        t.update(msg);
+        self.suite = Some(suite);
+        self.group = Some(group);
+        self.scheme = Some(scheme);
+        self.sni = ch.sni.clone();
+        self.alpn = alpn;
+        self.session_id = ch.session_id.clone();
+        self.first_hello = None;
+        rng.fill(&mut self.server_random);
+        // §4.2.10: early data is never accepted (no early_data in our
+        // EncryptedExtensions); what the client sends under its early key is
+        // skipped, up to a bound. After a HelloRetryRequest there is none.
+        self.early_skip = if ch.early_data && !retry { MAX_SKIPPED_EARLY_DATA } else { 0 };
+        // Pre-shared keys (ch.psk) are parsed and ignored until resumption
+        // lands: a full handshake is always a valid answer (§4.2.11).
+        self.job = Some(JobSpec::KeyExchange { group, peer });
+        self.job_out = false;
+        self.phase = Phase::KeyExchange;
+        Ok(())
+    }
+
+    /// RFC 7301 §3.2: our first protocol the client offers; none in common
+    /// while both sides use ALPN is no_application_protocol.
+    fn select_alpn(&self, ch: &ClientHello) -> Result<Option<Vec<u8>>, TlsError> {
+        match &ch.alpn {
+            Some(offered) if !self.cfg.alpn.is_empty() => {
+                self.cfg.alpn.iter().find(|p| offered.contains(p)).cloned().map(Some).ok_or(TlsError::NoApplicationProtocol)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn send_hello_retry(
+        &mut self,
+        ch: ClientHello,
+        msg: &[u8],
+        suite: CipherSuite,
+        group: NamedGroup,
+    ) -> Result<(), TlsError> {
+        // §4.4.1: the transcript restarts with message_hash(ClientHello1).
+        let mut t = Transcript::new(suite.hash());
+        t.update(msg);
+        t.replace_with_message_hash();
+        let hrr = messages::hello_retry_request(&ch.session_id, suite.id(), group.id());
+        t.update(&hrr);
+        self.transcript = Some(t);
+        push_plain_records(&mut self.out, content::HANDSHAKE, &hrr);
+        self.send_dummy_ccs(&ch.session_id);
+        self.suite = Some(suite);
+        self.group = Some(group);
+        self.session_id = ch.session_id;
+        self.first_hello = Some(FirstHello { suites: ch.suites, sni: ch.sni, alpn: ch.alpn, versions: ch.versions });
+        self.phase = Phase::ExpectSecondClientHello;
+        Ok(())
+    }
+
+    /// §D.4: a dummy change_cipher_spec right after our first handshake
+    /// message, when the client is in middlebox compatibility mode.
+    fn send_dummy_ccs(&mut self, session_id: &[u8]) {
+        if !session_id.is_empty() && !self.ccs_sent {
+            self.out.extend_from_slice(&[content::CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1]);
+            self.ccs_sent = true;
+        }
+    }
+
+    /// ServerHello, handshake keys, EncryptedExtensions and Certificate;
+    /// then the signature job (§4.1.3, §7.1, §4.3.1, §4.4.2).
+    fn on_key_exchange(&mut self, public: &[u8], shared: &[u8]) -> Result<(), TlsError> {
+        let suite = self.suite.ok_or(TlsError::Internal("no suite"))?;
+        let group = self.group.ok_or(TlsError::Internal("no group"))?;
+        let scheme = self.scheme.ok_or(TlsError::Internal("no scheme"))?;
+        let h = suite.hash();
+        let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
+        let sh = messages::server_hello(&self.server_random, &self.session_id, suite.id(), group.id(), public);
+        t.update(&sh);
+        push_plain_records(&mut self.out, content::HANDSHAKE, &sh);
+        let sid = self.session_id.clone();
+        self.send_dummy_ccs(&sid);
+
+        let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
+        let mut ks = KeySchedule::new(h, None);
+        ks.input_dhe(shared);
+        let th = t.current_hash();
+        let chs = ks.client_handshake_traffic_secret(&th);
+        let shs = ks.server_handshake_traffic_secret(&th);
+        self.reader = Some(RecordProtector::new(suite, chs.as_bytes()));
+        self.writer = Some(RecordProtector::new(suite, shs.as_bytes()));
+        self.client_hs_secret = Some(chs);
+        self.server_hs_secret = Some(shs);
+        self.ks = Some(ks);
+
+        let ee = messages::encrypted_extensions(self.alpn.as_deref(), self.sni.is_some());
+        let cert = messages::certificate(&self.cfg.cert_chain);
+        t.update(&ee);
+        t.update(&cert);
+        let cv_input = messages::certificate_verify_input(&t.current_hash());
+        let mut flight = ee;
+        flight.extend_from_slice(&cert);
+        self.seal_handshake(&flight)?;
+        self.job = Some(JobSpec::Sign { scheme, msg: cv_input });
+        self.job_out = false;
+        self.phase = Phase::Sign;
+        Ok(())
+    }
+
+    /// CertificateVerify and Finished, then the application traffic keys
+    /// for writing (§4.4.3, §4.4.4, §7.1).
+    fn on_signature(&mut self, sig: &[u8]) -> Result<(), TlsError> {
+        let suite = self.suite.ok_or(TlsError::Internal("no suite"))?;
+        let scheme = self.scheme.ok_or(TlsError::Internal("no scheme"))?;
+        let h = suite.hash();
+        let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
+        let cv = messages::certificate_verify(scheme as u16, sig);
+        t.update(&cv);
+        let shs = self.server_hs_secret.take().ok_or(TlsError::Internal("no server handshake secret"))?;
+        let fin = messages::finished(&finished_verify_data(h, shs.as_bytes(), &t.current_hash()));
+        t.update(&fin);
+        let th = t.current_hash();
+        let mut flight = cv;
+        flight.extend_from_slice(&fin);
+        self.seal_handshake(&flight)?;
+        let ks = self.ks.as_mut().ok_or(TlsError::Internal("no key schedule"))?;
+        ks.into_master();
+        let cats = ks.client_application_traffic_secret_0(&th);
+        let sats = ks.server_application_traffic_secret_0(&th);
+        self.writer = Some(RecordProtector::new(suite, sats.as_bytes()));
+        self.client_app_secret = Some(cats);
+        self.phase = Phase::ExpectFinished;
+        Ok(())
+    }
+
+    /// Verifies the client's Finished (§4.4.4) and switches the read key.
+    fn on_finished(&mut self, msg: &[u8]) -> Result<(), TlsError> {
+        let suite = self.suite.ok_or(TlsError::Internal("no suite"))?;
+        let h = suite.hash();
+        let body = msg.get(4..).unwrap_or(&[]);
+        if body.len() != h.output_len() {
+            return Err(TlsError::Decode("finished length"));
+        }
+        if !self.hs_buf.is_empty() {
+            // §5.1: Finished precedes a key change and must end its record.
+            return Err(TlsError::UnexpectedMessage("data after Finished in the same record"));
+        }
+        let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
+        let chs = self.client_hs_secret.as_ref().ok_or(TlsError::Internal("no client handshake secret"))?;
+        if !verify_finished(h, chs.as_bytes(), &t.current_hash(), body) {
+            return Err(TlsError::DecryptError("client Finished"));
+        }
+        t.update(msg);
+        let ks = self.ks.take().ok_or(TlsError::Internal("no key schedule"))?;
+        self.resumption_secret = Some(ks.resumption_master_secret(&t.current_hash()));
+        let cats = self.client_app_secret.take().ok_or(TlsError::Internal("no client application secret"))?;
+        self.reader = Some(RecordProtector::new(suite, cats.as_bytes()));
+        self.client_hs_secret = None;
+        self.transcript = None;
+        self.phase = Phase::Connected;
+        Ok(())
+    }
+
+    /// §4.6.3: switch the read key; answer update_requested with our own
+    /// KeyUpdate before any further application data.
+    fn on_key_update(&mut self, msg: &[u8]) -> Result<(), TlsError> {
+        let body = msg.get(4..).unwrap_or(&[]);
+        let request = match body {
+            [0] => false,
+            [1] => true,
+            [_] => return Err(TlsError::IllegalParameter("key_update request value")),
+            _ => return Err(TlsError::Decode("key_update length")),
+        };
+        if !self.hs_buf.is_empty() {
+            return Err(TlsError::UnexpectedMessage("data after KeyUpdate in the same record"));
+        }
+        self.key_updates_in_row += 1;
+        if self.key_updates_in_row > self.cfg.max_key_updates_in_row {
+            return Err(TlsError::UnexpectedMessage("too many KeyUpdates without data"));
+        }
+        self.reader.as_mut().ok_or(TlsError::Internal("no read key"))?.update_traffic_secret();
+        if request && !self.close_sent {
+            self.send_key_update(false)?;
+        }
+        Ok(())
+    }
+
+    /// Seals handshake messages under the current write key, coalesced into
+    /// as few records as the 2^14 limit allows.
+    fn seal_handshake(&mut self, msgs: &[u8]) -> Result<(), TlsError> {
+        let w = self.writer.as_mut().ok_or(TlsError::Internal("no write key"))?;
+        for chunk in msgs.chunks(MAX_PLAINTEXT) {
+            w.seal_record(content::HANDSHAKE, chunk, &mut self.out)?;
+        }
+        Ok(())
+    }
+}
+
+/// TLSPlaintext records (§5.1), split at 2^14.
+fn push_plain_records(out: &mut Vec<u8>, typ: u8, data: &[u8]) {
+    for chunk in data.chunks(MAX_PLAINTEXT) {
+        out.push(typ);
+        out.extend_from_slice(&[3, 3]);
+        out.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        out.extend_from_slice(chunk);
+    }
+}
+
+// ---- handoff encoding ------------------------------------------------------
+
+fn opt_secret(w: &mut Writer, s: &Option<Secret>) {
+    match s {
+        Some(s) => {
+            w.u8(1);
+            w.bytes(s.as_bytes());
+        }
+        None => w.u8(0),
+    }
+}
+
+fn read_opt_secret(r: &mut Reader) -> Result<Option<Secret>, DecodeError> {
+    Ok(match r.u8()? {
+        0 => None,
+        1 => Some(Secret::new(r.bytes()?.to_vec())),
+        _ => return Err(DecodeError::Invalid("secret option")),
+    })
+}
+
+fn opt_bytes(w: &mut Writer, b: Option<&[u8]>) {
+    match b {
+        Some(b) => {
+            w.u8(1);
+            w.bytes(b);
+        }
+        None => w.u8(0),
+    }
+}
+
+fn read_opt_bytes(r: &mut Reader) -> Result<Option<Vec<u8>>, DecodeError> {
+    Ok(match r.u8()? {
+        0 => None,
+        1 => Some(r.bytes()?.to_vec()),
+        _ => return Err(DecodeError::Invalid("bytes option")),
+    })
+}
+
+fn u16s(w: &mut Writer, v: &[u16]) {
+    w.u32(v.len() as u32);
+    for x in v {
+        w.u16(*x);
+    }
+}
+
+fn read_u16s(r: &mut Reader) -> Result<Vec<u16>, DecodeError> {
+    let n = r.u32()? as usize;
+    if n > r.remaining() / 2 {
+        return Err(DecodeError::Invalid("u16 list length"));
+    }
+    (0..n).map(|_| r.u16()).collect()
+}
+
+fn byte_list(w: &mut Writer, v: &[Vec<u8>]) {
+    w.u32(v.len() as u32);
+    for x in v {
+        w.bytes(x);
+    }
+}
+
+fn read_byte_list(r: &mut Reader) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let n = r.u32()? as usize;
+    if n > r.remaining() / 4 {
+        return Err(DecodeError::Invalid("list length"));
+    }
+    (0..n).map(|_| r.bytes().map(|b| b.to_vec())).collect()
+}
+
+fn opt_protector(w: &mut Writer, p: &Option<RecordProtector>) {
+    match p {
+        Some(p) => {
+            w.u8(1);
+            p.encode(w);
+        }
+        None => w.u8(0),
+    }
+}
+
+fn read_opt_protector(r: &mut Reader) -> Result<Option<RecordProtector>, DecodeError> {
+    Ok(match r.u8()? {
+        0 => None,
+        1 => Some(RecordProtector::decode(r)?),
+        _ => return Err(DecodeError::Invalid("protector option")),
+    })
+}
+
+impl TlsServer {
+    /// The whole connection, losslessly, at any point of its life: buffered
+    /// partial records in both directions, the transcript, the handshake
+    /// secrets, a pending job (handed out again after decode), traffic
+    /// secrets and sequence numbers. Secrets go into the writer's wiped
+    /// buffer.
+    pub fn encode(&self, w: &mut Writer) {
+        w.version(STATE_TAG, STATE_VERSION);
+        w.u8(self.phase as u8);
+        w.bytes(self.inbuf.get(self.in_off..).unwrap_or(&[]));
+        w.bytes(&self.hs_buf);
+        w.bytes(self.plain_in.get(self.plain_off..).unwrap_or(&[]));
+        w.bytes(self.tls_output());
+        match &self.transcript {
+            Some(t) => {
+                w.u8(1);
+                t.encode(w);
+            }
+            None => w.u8(0),
+        }
+        match &self.ks {
+            Some(k) => {
+                w.u8(1);
+                k.encode(w);
+            }
+            None => w.u8(0),
+        }
+        opt_protector(w, &self.reader);
+        opt_protector(w, &self.writer);
+        opt_secret(w, &self.client_hs_secret);
+        opt_secret(w, &self.server_hs_secret);
+        opt_secret(w, &self.client_app_secret);
+        opt_secret(w, &self.resumption_secret);
+        match &self.job {
+            Some(j) => {
+                w.u8(1);
+                j.encode(w);
+            }
+            None => w.u8(0),
+        }
+        w.u16(self.suite.map_or(0, |s| s.id()));
+        w.u16(self.group.map_or(0, |g| g.id()));
+        w.u16(self.scheme.map_or(0, |s| s as u16));
+        opt_bytes(w, self.sni.as_deref().map(str::as_bytes));
+        opt_bytes(w, self.alpn.as_deref());
+        w.bytes(&self.session_id);
+        w.raw(&self.server_random);
+        match &self.first_hello {
+            Some(f) => {
+                w.u8(1);
+                u16s(w, &f.suites);
+                opt_bytes(w, f.sni.as_deref().map(str::as_bytes));
+                match &f.alpn {
+                    Some(a) => {
+                        w.u8(1);
+                        byte_list(w, a);
+                    }
+                    None => w.u8(0),
+                }
+                match &f.versions {
+                    Some(v) => {
+                        w.u8(1);
+                        u16s(w, v);
+                    }
+                    None => w.u8(0),
+                }
+            }
+            None => w.u8(0),
+        }
+        w.bool(self.ccs_sent);
+        w.u32(self.early_skip);
+        w.u32(self.key_updates_in_row);
+        w.bool(self.close_sent);
+        w.bool(self.close_received);
+        w.bool(self.failed);
+    }
+
+    pub fn decode(r: &mut Reader, cfg: Arc<ServerConfig>) -> Result<TlsServer, DecodeError> {
+        r.version("TlsServer", STATE_TAG, 1, STATE_VERSION)?;
+        let mut s = TlsServer::new(cfg);
+        s.phase = Phase::from_u8(r.u8()?).ok_or(DecodeError::Invalid("tls phase"))?;
+        s.inbuf = r.bytes()?.to_vec();
+        s.hs_buf = r.bytes()?.to_vec();
+        s.plain_in = r.bytes()?.to_vec();
+        s.out = r.bytes()?.to_vec();
+        s.transcript = match r.u8()? {
+            0 => None,
+            1 => Some(Transcript::decode(r)?),
+            _ => return Err(DecodeError::Invalid("transcript option")),
+        };
+        s.ks = match r.u8()? {
+            0 => None,
+            1 => Some(KeySchedule::decode(r)?),
+            _ => return Err(DecodeError::Invalid("key schedule option")),
+        };
+        s.reader = read_opt_protector(r)?;
+        s.writer = read_opt_protector(r)?;
+        s.client_hs_secret = read_opt_secret(r)?;
+        s.server_hs_secret = read_opt_secret(r)?;
+        s.client_app_secret = read_opt_secret(r)?;
+        s.resumption_secret = read_opt_secret(r)?;
+        s.job = match r.u8()? {
+            0 => None,
+            1 => Some(JobSpec::decode(r)?),
+            _ => return Err(DecodeError::Invalid("job option")),
+        };
+        s.suite = match r.u16()? {
+            0 => None,
+            v => Some(CipherSuite::from_u16(v).ok_or(DecodeError::Invalid("suite"))?),
+        };
+        s.group = match r.u16()? {
+            0 => None,
+            v => Some(NamedGroup::from_u16(v).ok_or(DecodeError::Invalid("group"))?),
+        };
+        s.scheme = match r.u16()? {
+            0 => None,
+            v => Some(SignatureScheme::from_u16(v).ok_or(DecodeError::Invalid("scheme"))?),
+        };
+        s.sni = match read_opt_bytes(r)? {
+            Some(b) => Some(String::from_utf8(b).map_err(|_| DecodeError::Invalid("sni"))?),
+            None => None,
+        };
+        s.alpn = read_opt_bytes(r)?;
+        s.session_id = r.bytes()?.to_vec();
+        s.server_random = r.array::<32>()?;
+        s.first_hello = match r.u8()? {
+            0 => None,
+            1 => {
+                let suites = read_u16s(r)?;
+                let sni = match read_opt_bytes(r)? {
+                    Some(b) => Some(String::from_utf8(b).map_err(|_| DecodeError::Invalid("sni"))?),
+                    None => None,
+                };
+                let alpn = match r.u8()? {
+                    0 => None,
+                    1 => Some(read_byte_list(r)?),
+                    _ => return Err(DecodeError::Invalid("alpn option")),
+                };
+                let versions = match r.u8()? {
+                    0 => None,
+                    1 => Some(read_u16s(r)?),
+                    _ => return Err(DecodeError::Invalid("versions option")),
+                };
+                Some(FirstHello { suites, sni, alpn, versions })
+            }
+            _ => return Err(DecodeError::Invalid("first hello option")),
+        };
+        s.ccs_sent = r.bool()?;
+        s.early_skip = r.u32()?;
+        s.key_updates_in_row = r.u32()?;
+        s.close_sent = r.bool()?;
+        s.close_received = r.bool()?;
+        s.failed = r.bool()?;
+        if s.failed {
+            s.error = Some(TlsError::Internal("connection failed before handoff"));
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+impl TlsServer {
+    fn copy_protector(p: &Option<RecordProtector>) -> Option<RecordProtector> {
+        let p = p.as_ref()?;
+        let mut w = Writer::new();
+        p.encode(&mut w);
+        let b = w.finish();
+        RecordProtector::decode(&mut Reader::new(&b)).ok()
+    }
+    /// A copy of our read protector: what the client seals with.
+    pub(crate) fn test_client_writer(&self) -> Option<RecordProtector> {
+        Self::copy_protector(&self.reader)
+    }
+    /// A copy of our write protector: what the client opens with.
+    pub(crate) fn test_client_reader(&self) -> Option<RecordProtector> {
+        Self::copy_protector(&self.writer)
+    }
+    pub(crate) fn test_has_resumption_secret(&self) -> bool {
+        self.resumption_secret.is_some()
+    }
+}
