@@ -168,6 +168,21 @@ pub struct WorkersSection {
     /// dropped and counted.
     #[serde(default = "default_max_conns")]
     pub max_connections: usize,
+    /// Threads that run handshake crypto off the worker loops; 0 runs it
+    /// inline on the workers.
+    #[serde(default = "default_slow_threads")]
+    pub slow_path_threads: usize,
+    /// Handshake jobs queued for the slow path at most; past it a worker
+    /// runs the job itself.
+    #[serde(default = "default_slow_queue")]
+    pub slow_path_queue: usize,
+}
+
+fn default_slow_threads() -> usize {
+    1
+}
+fn default_slow_queue() -> usize {
+    1024
 }
 
 fn default_workers() -> usize {
@@ -191,6 +206,8 @@ impl Default for WorkersSection {
             idle_polls_before_sleep: default_idle_polls(),
             idle_sleep_us: default_idle_sleep_us(),
             max_connections: default_max_conns(),
+            slow_path_threads: default_slow_threads(),
+            slow_path_queue: default_slow_queue(),
         }
     }
 }

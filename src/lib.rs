@@ -10,6 +10,7 @@
 //! 7. [`config`], [`metrics`], [`demo`] and the binary.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod codec;
 pub mod config;
 pub mod demo;

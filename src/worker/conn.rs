@@ -230,12 +230,12 @@ impl ProxiedConn {
                 } else {
                     stats.backend_connect_failures += 1;
                 }
+                if !b.tcp.is_closed() {
+                    b.tcp.abort();
+                }
                 if !self.backend_failed {
                     self.backend_failed = true;
                     self.begin_close();
-                }
-                if !b.tcp.is_closed() {
-                    b.tcp.abort();
                 }
             }
         }

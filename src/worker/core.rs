@@ -115,7 +115,11 @@ fn key_of(tag: u64) -> ConnKey {
 impl Worker {
     pub fn new(params: WorkerParams, tls_cfg: Arc<ServerConfig>, arp: Arc<ArpCache>, rng: Box<dyn Entropy + Send>) -> Self {
         let stack = Stack::new(
-            StackConfig { mac: params.mac, ipv4: params.vip, prefix_len: params.prefix_len, gateway: params.gateway, mtu: params.mtu },
+            StackConfig {
+                prefix_len: params.prefix_len,
+                gateway: params.gateway,
+                ..StackConfig::new(params.mac, params.vip, params.mtu)
+            },
             arp,
         );
         // MSS from the port's MTU (case D4): IPv4 and TCP headers without options.
@@ -337,7 +341,11 @@ impl Worker {
         // Transmit both flows.
         let Worker { slots, stack, .. } = self;
         let Some(c) = slots.get_mut(k.idx as usize).and_then(|s| s.conn.as_mut()) else { return };
-        c.transmit(now, &mut |flow, h, p| stack.emit_tcp(flow.remote.addr, h, p, now, tx));
+        c.transmit(now, &mut |flow, h, p| {
+            // A frame the stack could not send (no route, queue full) is
+            // counted there; TCP retransmits it.
+            let _ = stack.emit_tcp(flow.remote.addr, h, p, now, tx);
+        });
         if c.backend_failed {
             if let Some(b) = c.backend.as_ref() {
                 if !b.established_once {

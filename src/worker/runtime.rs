@@ -35,11 +35,28 @@ pub struct LoopConfig {
 /// Then every connection is closed (close_notify + FIN) and the loop keeps
 /// running until they are gone or `drain_timeout_ms` passes.
 pub fn poll_loop(worker: &mut Worker, io: &mut dyn FrameIo, clock: &MonotonicClock, stop: &AtomicBool, lc: LoopConfig) {
+    poll_loop_with(worker, io, clock, stop, lc, &mut |_| {})
+}
+
+/// [`poll_loop`] with a hook called about every 100 ms.
+pub fn poll_loop_with(
+    worker: &mut Worker,
+    io: &mut dyn FrameIo,
+    clock: &MonotonicClock,
+    stop: &AtomicBool,
+    lc: LoopConfig,
+    every_100ms: &mut dyn FnMut(&Worker),
+) {
+    let mut last_hook = Instant::ZERO;
     let mut idle = 0u32;
     let mut stopping_since: Option<Instant> = None;
     let mut out = FrameArena::default();
     loop {
         let now = clock.now();
+        if now.saturating_since(last_hook).millis() >= 100 {
+            every_100ms(worker);
+            last_hook = now;
+        }
         if stopping_since.is_none() && stop.load(Ordering::Relaxed) {
             log::info!("worker {}: stopping, closing {} connections", worker.id, worker.conn_count());
             worker.shutdown();
@@ -110,8 +127,183 @@ impl FrameArena {
     }
 }
 
+/// What one worker thread hands back when it stops.
+struct WorkerReport {
+    id: usize,
+    stats: super::stats::WorkerStats,
+    drops: crate::net::stack::DropCounters,
+    io: crate::worker::dpdk_io::DpdkQueueCounters,
+}
+
+/// Shared snapshots of every worker's counters, for the admin endpoint.
+pub type Snapshots = Arc<Vec<std::sync::Mutex<(super::stats::WorkerStats, crate::metrics::Counters)>>>;
+
 /// `baton run`: sets up DPDK and runs the workers until SIGINT/SIGTERM.
 pub fn run(cfg: Config) -> Result<(), String> {
-    let _tls = load_tls(&cfg)?;
-    Err("the DPDK runtime is not wired yet".into())
+    use crate::dpdk::{self, Eal, EalOptions, Mempool, Port, PortConf, PortId, QueueId};
+
+    let tls = load_tls(&cfg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+    let n = cfg.workers.count;
+    let opts = EalOptions {
+        vdevs: cfg.dpdk.vdevs.clone(),
+        file_prefix: cfg.dpdk.file_prefix.clone(),
+        memory_mb: cfg.dpdk.memory_mb,
+        no_huge: match cfg.dpdk.hugepages.as_str() {
+            "on" => Some(false),
+            "off" => Some(true),
+            _ => None,
+        },
+        ..EalOptions::default()
+    };
+    let mut args = dpdk::eal_args(&opts);
+    args.extend(cfg.dpdk.eal_args.iter().cloned());
+    log::info!("EAL arguments: {}", args.join(" "));
+    let eal = Eal::init(&args).map_err(|e| format!("dpdk: EAL init failed: {e}"))?;
+    let port_id = match dpdk::port_by_name(&eal, &cfg.dpdk.port) {
+        Some(p) => p,
+        None => match cfg.dpdk.port.parse::<u16>() {
+            Ok(id) if dpdk::port_name(&eal, PortId(id)).is_some() => PortId(id),
+            _ => {
+                let have: Vec<String> =
+                    dpdk::available_ports(&eal).into_iter().map(|(id, name)| format!("{} ({name})", id.0)).collect();
+                return Err(format!(
+                    "dpdk.port: no DPDK port {:?}; available: {}",
+                    cfg.dpdk.port,
+                    if have.is_empty() { "none (add a --vdev in dpdk.vdevs or bind a NIC)".into() } else { have.join(", ") }
+                ));
+            }
+        },
+    };
+    let pool = Mempool::new(&eal, "baton_mbufs", cfg.dpdk.mbufs, 256, dpdk::DEFAULT_DATA_ROOM, Some(eal.socket_id()))
+        .map_err(|e| format!("dpdk: cannot create the mbuf pool ({} mbufs; try a smaller dpdk.mbufs or more dpdk.memory_mb): {e}", cfg.dpdk.mbufs))?;
+    let mut port = Port::configure(port_id, n as u16, n as u16, &pool, PortConf { mtu: cfg.dpdk.mtu, rss: n > 1, ..PortConf::default() })
+        .map_err(|e| format!("dpdk.port: cannot configure {}: {e}", cfg.dpdk.port))?;
+    port.start().map_err(|e| format!("dpdk.port: cannot start {}: {e}", cfg.dpdk.port))?;
+    let mac = crate::net::MacAddr(port.mac());
+    let mtu = port.mtu().map_err(|e| format!("dpdk.port: cannot read MTU: {e}"))?;
+    log::info!(
+        "port {} ({}) mac {mac} mtu {mtu}, {n} queue pair(s), driver {}",
+        port_id.0,
+        cfg.dpdk.port,
+        port.info().driver
+    );
+
+    let arp = Arc::new(crate::net::arp::ArpCache::new(4096));
+    let mut isn_secret = [0u8; 16];
+    crate::entropy::Entropy::fill(&mut crate::entropy::OsEntropy::new(), &mut isn_secret);
+    let slow = if cfg.workers.slow_path_threads > 0 {
+        Some(crate::slowpath::SlowPath::start(cfg.workers.slow_path_threads, cfg.workers.slow_path_queue).map_err(|e| format!("slow path: {e}"))?)
+    } else {
+        None
+    };
+    let snapshots: Snapshots = Arc::new((0..n).map(|_| std::sync::Mutex::new(Default::default())).collect());
+    if let Some(addr) = &cfg.admin.listen {
+        crate::admin::start(addr, snapshots.clone()).map_err(|e| format!("admin.listen: {addr}: {e}"))?;
+    }
+    let lc = LoopConfig {
+        idle_polls_before_sleep: cfg.workers.idle_polls_before_sleep,
+        idle_sleep_us: cfg.workers.idle_sleep_us,
+        drain_timeout_ms: 2000,
+    };
+    let clock = Arc::new(MonotonicClock::new());
+    let mut threads = Vec::new();
+    for id in 0..n {
+        let queue = port.take_queue(QueueId(id as u16)).ok_or_else(|| format!("dpdk: queue {id} unavailable"))?;
+        let params = super::WorkerParams {
+            id,
+            workers: n,
+            mac,
+            vip: cfg.listen.address,
+            prefix_len: cfg.listen.prefix_len,
+            gateway: cfg.listen.gateway,
+            mtu,
+            listen_port: cfg.listen.port,
+            backends: cfg.backend_addrs().into_iter().map(|a| crate::net::Endpoint::new((*a.ip()).into(), a.port())).collect(),
+            connect_timeout: crate::time::Duration::from_millis(cfg.backend.connect_timeout_ms),
+            max_connections: cfg.workers.max_connections,
+            recv_buffer: cfg.tcp.recv_buffer,
+            send_buffer: cfg.tcp.send_buffer,
+            isn_secret,
+        };
+        let (tls, arp, pool, stop, clock, eal, snapshots) =
+            (tls.clone(), arp.clone(), pool.clone(), stop.clone(), clock.clone(), eal.clone(), snapshots.clone());
+        let slow = slow.as_ref().map(|s| s.handle());
+        let core = cfg.workers.cores.get(id).copied();
+        let t = std::thread::Builder::new()
+            .name(format!("baton-worker-{id}"))
+            .spawn(move || {
+                if let Some(c) = core {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
+                        log::warn!("worker {id}: could not pin to core {c}");
+                    }
+                }
+                // Registered so the mempool's per-lcore cache serves this thread.
+                let _reg = eal.register_thread().map_err(|e| log::warn!("worker {id}: not registered with DPDK: {e}")).ok();
+                let mut io = super::dpdk_io::DpdkQueue::new(queue, pool, 32);
+                let mut w = Worker::new(params, tls, arp, Box::new(crate::entropy::OsEntropy::new()));
+                if let Some(h) = slow {
+                    w.attach_slow_path(h);
+                }
+                // A panic must not cross into C or take the process down
+                // with ports half-configured: catch it, log it, stop.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    poll_loop_published(&mut w, &mut io, &clock, &stop, lc, &snapshots[id]);
+                }));
+                if r.is_err() {
+                    log::error!("worker {id}: panicked; stopping it");
+                    stop.store(true, Ordering::Relaxed);
+                }
+                WorkerReport { id, stats: w.stats, drops: w.stack().drops.clone(), io: io.counters() }
+            })
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+        threads.push(t);
+    }
+    log::info!("baton running: {}:{} → {} backend(s), {n} worker(s)", cfg.listen.address, cfg.listen.port, cfg.backend.servers.len());
+    for t in threads {
+        match t.join() {
+            Ok(r) => {
+                let stats: Vec<String> = r.stats.iter().filter(|(_, _, v)| *v > 0).map(|(k, _, v)| format!("{k}={v}")).collect();
+                let drops: Vec<String> = r.drops.iter().filter(|(_, v)| *v > 0).map(|(k, v)| format!("{}={v}", k.as_str())).collect();
+                log::info!("worker {} stopped: {}", r.id, stats.join(" "));
+                log::info!("worker {} drops: {}", r.id, if drops.is_empty() { "none".into() } else { drops.join(" ") });
+                log::info!(
+                    "worker {} io: rx_frames={} tx_frames={} tx_dropped={} tx_nombuf={}",
+                    r.id, r.io.rx_frames, r.io.tx_frames, r.io.tx_dropped, r.io.tx_nombuf
+                );
+            }
+            Err(_) => log::error!("a worker thread panicked"),
+        }
+    }
+    drop(slow);
+    if let Err(e) = port.stop() {
+        log::warn!("port stop: {e}");
+    }
+    log::info!("mbufs in use at stop: {}", pool.in_use_count());
+    drop(port);
+    drop(pool);
+    drop(eal);
+    log::info!("baton stopped");
+    Ok(())
+}
+
+/// [`poll_loop`], publishing counter snapshots for the admin endpoint about
+/// every 100 ms.
+fn poll_loop_published(
+    w: &mut Worker,
+    io: &mut dyn FrameIo,
+    clock: &MonotonicClock,
+    stop: &AtomicBool,
+    lc: LoopConfig,
+    snap: &std::sync::Mutex<(super::stats::WorkerStats, crate::metrics::Counters)>,
+) {
+    poll_loop_with(w, io, clock, stop, lc, &mut |w: &Worker| {
+        if let Ok(mut s) = snap.lock() {
+            s.0 = w.stats;
+            s.1.set_from_stack(&w.stack().stats, &w.stack().drops);
+        }
+    });
 }

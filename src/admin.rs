@@ -1,0 +1,52 @@
+//! The admin endpoint: a kernel-socket HTTP listener on loopback serving
+//! `GET /metrics` (Prometheus text). Workers publish snapshots of their
+//! counters about every 100 ms; this thread only reads those snapshots, so
+//! it never touches a worker's fast path.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+
+use crate::worker::runtime::Snapshots;
+
+/// Starts the admin thread on `addr` (validated as loopback by config).
+pub fn start(addr: &str, snaps: Snapshots) -> std::io::Result<()> {
+    let l = TcpListener::bind(addr)?;
+    log::info!("admin endpoint on http://{}/metrics", l.local_addr()?);
+    std::thread::Builder::new().name("baton-admin".into()).spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut line = String::new();
+            let ok = BufReader::new(&s).read_line(&mut line).is_ok();
+            let (status, body) = if ok && line.starts_with("GET /metrics") {
+                ("200 OK", render(&snaps))
+            } else {
+                ("404 Not Found", "try GET /metrics\n".to_string())
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    })?;
+    Ok(())
+}
+
+/// Prometheus text for every worker's latest snapshot.
+pub fn render(snaps: &Snapshots) -> String {
+    let copies: Vec<_> = snaps.iter().map(|m| m.lock().map(|g| g.clone()).unwrap_or_default()).collect();
+    let labels: Vec<String> = (0..copies.len()).map(|i| i.to_string()).collect();
+    let counters: Vec<(&str, &crate::metrics::Counters)> = labels.iter().map(|l| l.as_str()).zip(copies.iter().map(|c| &c.1)).collect();
+    let mut out = crate::metrics::render_prometheus(&counters);
+    if let Some(first) = copies.first() {
+        for (name, help, _) in first.0.iter() {
+            out.push_str(&format!("# HELP baton_{name}_total {help}\n# TYPE baton_{name}_total counter\n"));
+            for (i, c) in copies.iter().enumerate() {
+                let v = c.0.iter().find(|(n, _, _)| *n == name).map(|x| x.2).unwrap_or(0);
+                out.push_str(&format!("baton_{name}_total{{worker=\"{i}\"}} {v}\n"));
+            }
+        }
+    }
+    out
+}
