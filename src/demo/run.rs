@@ -63,7 +63,7 @@ fn write_config(opts: &DemoOptions, c: &certs::GeneratedCerts) -> Result<PathBuf
 [dpdk]
 vdevs = ["net_tap0,iface={TAP_IFACE}"]
 port = "net_tap0"
-file_prefix = "baton-demo"
+file_prefix = "baton-{netns}"
 memory_mb = 256
 
 [listen]
@@ -84,7 +84,8 @@ count = {workers}
 "#,
         cert = c.cert.display(),
         key = c.key.display(),
-        workers = opts.workers
+        workers = opts.workers,
+        netns = opts.netns
     );
     let p = opts.dir.join("baton.toml");
     std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;

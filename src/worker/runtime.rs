@@ -152,6 +152,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         vdevs: cfg.dpdk.vdevs.clone(),
         file_prefix: cfg.dpdk.file_prefix.clone(),
         memory_mb: cfg.dpdk.memory_mb,
+        // With virtual devices only, never probe PCI: the host's own NICs
+        // stay with the kernel.
+        no_pci: !cfg.dpdk.vdevs.is_empty(),
         no_huge: match cfg.dpdk.hugepages.as_str() {
             "on" => Some(false),
             "off" => Some(true),
