@@ -66,7 +66,23 @@ fn transfer(
         }
         sim.advance(1);
     }
+    if steps >= 400_000 {
+        eprintln!(
+            "did not finish: client done {} backend closed {} worker conns {} flows {} client sock {:?}",
+            client.done(),
+            backend.closed,
+            sim.worker.conn_count(),
+            sim.worker.flow_count(),
+            sim.client.tcp(client.sock).state()
+        );
+        eprintln!("{:?}", sim.worker.describe_conns());
+    }
     assert!(client.error.is_none(), "client error {:?}", client.error);
+    // Regression: a connection whose flows both closed inside a timer pass
+    // (TIME-WAIT ending) stayed in the flow table forever.
+    assert!(steps < 400_000, "the proxied connection never left the worker: {:?}", sim.worker.describe_conns());
+    assert_eq!(sim.worker.flow_count(), 0, "flows left in the table");
+    assert_eq!(sim.worker.source_ports_in_use(), 0, "backend source port not released");
     assert!(client.got_close, "client did not get close_notify after {steps} steps (downloaded {} of {down})", client.downloaded.len());
     Outcome {
         upload_ok: sha256_hex(&backend.received) == sha256_hex(&upload),
@@ -111,5 +127,6 @@ fn one_mib_each_way_with_a_handoff_after_every_frame() {
     let o = transfer(&c, cfg, MIB, MIB, 13, true);
     assert!(o.upload_ok, "upload bytes differ after {} handoffs", o.handoffs);
     assert!(o.download_ok, "download bytes differ after {} handoffs", o.handoffs);
+    eprintln!("{} handoffs in {} steps", o.handoffs, o.steps);
     assert!(o.handoffs > 100, "only {} handoffs in {} steps", o.handoffs, o.steps);
 }

@@ -337,6 +337,11 @@ impl ProxiedConn {
         (status, wants)
     }
 
+    /// Both flows are closed: the connection can be removed.
+    pub fn is_done(&self) -> bool {
+        self.client.is_closed() && self.backend.as_ref().map(|b| b.tcp.is_closed()).unwrap_or(true)
+    }
+
     /// Sends every segment that is due on both flows.
     pub fn transmit(&mut self, now: Instant, emit: &mut dyn FnMut(FlowId, &crate::net::TcpHeader, &[u8])) {
         let cf = self.client.flow();

@@ -356,7 +356,9 @@ impl Worker {
         }
         let Some(c) = self.get(k) else { return };
         let next = c.poll_at();
-        if status == Status::Done {
+        // Timers run inside transmit (TIME-WAIT ending, a retransmission
+        // limit), so look again after it.
+        if status == Status::Done || c.is_done() {
             self.remove(k);
         } else if let Some(t) = next {
             self.timers.push(Reverse((t.max(now), k.idx, k.gen)));
@@ -403,6 +405,26 @@ impl Worker {
             }
             self.mark_dirty(k);
         }
+    }
+
+    /// One line per connection: both flows' TCP states and the TLS phase
+    /// (diagnostics for tests and the admin endpoint; no secrets).
+    pub fn describe_conns(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.conn.as_ref())
+            .map(|c| {
+                format!(
+                    "client {:?} {:?} / backend {:?} / tls handshaking={} failed={} close_notify_in={}",
+                    c.client_flow(),
+                    c.client.state(),
+                    c.backend.as_ref().map(|b| b.tcp.state()),
+                    c.tls.is_handshaking(),
+                    c.tls.is_failed(),
+                    c.tls.received_close_notify()
+                )
+            })
+            .collect()
     }
 
     /// Client flows of the connections held (for handoff tests and admin).
