@@ -14,6 +14,8 @@ pub const BATON_ADDR: &str = "198.18.0.2";
 pub const KERNEL_ADDR: &str = "198.18.0.1";
 pub const BACKEND_PORT: u16 = 8080;
 pub const TAP_IFACE: &str = "btap0";
+/// Admin (metrics) port on the namespace's loopback.
+pub const ADMIN_PORT: u16 = 9180;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -81,6 +83,9 @@ servers = ["{KERNEL_ADDR}:{BACKEND_PORT}"]
 
 [workers]
 count = {workers}
+
+[admin]
+listen = "127.0.0.1:{ADMIN_PORT}"
 "#,
         cert = c.cert.display(),
         key = c.key.display(),
@@ -151,6 +156,7 @@ pub fn demo(opts: DemoOptions) -> Result<(), String> {
 
     println!("baton demo is up: baton {BATON_ADDR}:443 on net_tap ({TAP_IFACE}) in network namespace {}, backend {KERNEL_ADDR}:{BACKEND_PORT}", ns.name);
     println!("baton's log: {}", log_path.display());
+    println!("metrics: ip netns exec {} curl -s http://127.0.0.1:{ADMIN_PORT}/metrics", ns.name);
     println!("Try, in another shell:");
     println!("ip netns exec {} curl --cacert {} https://{BATON_ADDR}/", ns.name, generated.ca.display());
     println!("Press Ctrl-C to stop.");
