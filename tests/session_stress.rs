@@ -21,7 +21,9 @@ const SHORT_LIFE: u64 = 36;
 const NEVER: u64 = u64::MAX / 2;
 
 fn checksum(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3))
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 fn record(id: u64, expiry: u64) -> Vec<u8> {
@@ -39,7 +41,11 @@ fn check(id: u64, r: &[u8]) -> u64 {
     assert!(r.len() >= 24, "short record for {id}: {}", r.len());
     let (body, c) = r.split_at(r.len() - 8);
     assert_eq!(checksum(body).to_le_bytes(), c, "torn record for {id}");
-    assert_eq!(u64::from_le_bytes(body[..8].try_into().unwrap()), id, "wrong record");
+    assert_eq!(
+        u64::from_le_bytes(body[..8].try_into().unwrap()),
+        id,
+        "wrong record"
+    );
     assert_eq!(body.len(), 16 + (id % 41) as usize);
     u64::from_le_bytes(body[8..16].try_into().unwrap())
 }
@@ -61,7 +67,12 @@ impl Bits {
 
 #[test]
 fn four_threads_million_ops_take_at_most_once_none_lost() {
-    let cfg = TableConfig { slots: 8192, max_record: 64, probe: 32, hash_key: [0x5a; 32] };
+    let cfg = TableConfig {
+        slots: 8192,
+        max_record: 64,
+        probe: 32,
+        hash_key: [0x5a; 32],
+    };
     let table = Arc::new(SessionTable::new(&cfg).unwrap());
     let total = THREADS * ITERS;
     let put_ok = Arc::new(Bits::new(total));
@@ -75,11 +86,18 @@ fn four_threads_million_ops_take_at_most_once_none_lost() {
 
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
-            let (table, put_ok, short, taken, clock, takes) =
-                (table.clone(), put_ok.clone(), short.clone(), taken.clone(), clock.clone(), takes.clone());
+            let (table, put_ok, short, taken, clock, takes) = (
+                table.clone(),
+                put_ok.clone(),
+                short.clone(),
+                taken.clone(),
+                clock.clone(),
+                takes.clone(),
+            );
             let (attempted, next_id) = (attempted.clone(), next_id.clone());
             std::thread::spawn(move || {
-                let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (t + 1).wrapping_mul(0x1234_5678_9abc_def1);
+                let mut rng =
+                    0x9e37_79b9_7f4a_7c15u64 ^ (t + 1).wrapping_mul(0x1234_5678_9abc_def1);
                 let mut next = move || {
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
@@ -96,7 +114,13 @@ fn four_threads_million_ops_take_at_most_once_none_lost() {
                     if is_short {
                         short.set(id);
                     }
-                    match table.put(KIND, &id.to_le_bytes(), &record(id, expiry), Instant(expiry), Instant(now)) {
+                    match table.put(
+                        KIND,
+                        &id.to_le_bytes(),
+                        &record(id, expiry),
+                        Instant(expiry),
+                        Instant(now),
+                    ) {
                         Ok(()) => {
                             put_ok.set(id);
                         }
@@ -106,9 +130,14 @@ fn four_threads_million_ops_take_at_most_once_none_lost() {
                     // One take of the record LAG ids back (usually put by
                     // another thread), one of a random recent one: takers race.
                     for back in [LAG, 1 + next() % WINDOW] {
-                        let Some(cand) = id.checked_sub(back) else { continue };
+                        let Some(cand) = id.checked_sub(back) else {
+                            continue;
+                        };
                         let now = clock.load(Relaxed);
-                        if table.take(KIND, &cand.to_le_bytes(), Instant(now), &mut out).unwrap() {
+                        if table
+                            .take(KIND, &cand.to_le_bytes(), Instant(now), &mut out)
+                            .unwrap()
+                        {
                             let exp = check(cand, &out);
                             assert!(exp > now, "expired record {cand} returned");
                             assert!(attempted.get(cand), "record {cand} taken but never put");
@@ -150,7 +179,10 @@ fn four_threads_million_ops_take_at_most_once_none_lost() {
             drained += 1;
             takes.fetch_add(1, Relaxed);
         }
-        assert!(!table.take(KIND, &id.to_le_bytes(), now, &mut out).unwrap(), "second copy of {id}");
+        assert!(
+            !table.take(KIND, &id.to_le_bytes(), now, &mut out).unwrap(),
+            "second copy of {id}"
+        );
     }
     table.sweep(Instant(NEVER));
     assert_eq!(table.occupied(), 0);
