@@ -23,7 +23,12 @@ const T0: Instant = Instant(10);
 const LATER: Instant = Instant(1_000);
 
 fn table(slots: usize) -> Arc<SessionTable> {
-    let cfg = TableConfig { slots, max_record: 8, probe: slots, hash_key: [3; 32] };
+    let cfg = TableConfig {
+        slots,
+        max_record: 8,
+        probe: slots,
+        hash_key: [3; 32],
+    };
     Arc::new(SessionTable::new(&cfg).unwrap())
 }
 
@@ -48,7 +53,10 @@ fn racing_takers_exactly_one_wins() {
         assert_eq!(mine.or(theirs).unwrap(), b"recordA!");
         assert_eq!(take(&t, b"a", T0), None);
     });
-    eprintln!("racing_takers: {} interleavings", RUNS.load(std::sync::atomic::Ordering::Relaxed));
+    eprintln!(
+        "racing_takers: {} interleavings",
+        RUNS.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
 /// A take racing the put of the same record either misses it or gets it

@@ -130,7 +130,11 @@ pub struct KeyRing {
 impl KeyRing {
     /// A ring with one key (copied; the caller should zeroize its own copy).
     pub fn new(key_id: u32, key: &[u8; 32], now: Instant) -> Self {
-        KeyRing { current: MasterKey::new(key_id, key), previous: None, rotated_at: now }
+        KeyRing {
+            current: MasterKey::new(key_id, key),
+            previous: None,
+            rotated_at: now,
+        }
     }
 
     /// A copy for another worker (explicit, since it duplicates secrets).
@@ -235,7 +239,12 @@ impl core::fmt::Debug for Sealer {
 impl Sealer {
     /// The sealer `id` under the ring's current key, counter at 0.
     pub fn new(ring: &KeyRing, id: SealerId) -> Self {
-        Sealer { id, key_id: ring.current.id, key: ring.current.subkey(&id), counter: 0 }
+        Sealer {
+            id,
+            key_id: ring.current.id,
+            key: ring.current.subkey(&id),
+            counter: 0,
+        }
     }
 
     pub fn key_id(&self) -> u32 {
@@ -341,7 +350,11 @@ impl<'a> Opener<'a> {
         let mut body = Zeroizing::new(sealed[HEADER_LEN..].to_vec());
         let key = master.subkey(&sealer);
         let len = key
-            .open_in_place(nonce(sealer.worker, counter), Aad::from(&aad[..]), &mut body[..])
+            .open_in_place(
+                nonce(sealer.worker, counter),
+                Aad::from(&aad[..]),
+                &mut body[..],
+            )
             .map_err(|_| SealError::Forged)?
             .len();
         body.truncate(len);
@@ -363,8 +376,16 @@ mod tests {
     const K1: [u8; 32] = [0x11; 32];
     const K2: [u8; 32] = [0x22; 32];
     const K3: [u8; 32] = [0x33; 32];
-    const W0: SealerId = SealerId { host: 7, boot: 0x0102_0304_0506_0708, worker: 0 };
-    const W1: SealerId = SealerId { host: 7, boot: 0x0102_0304_0506_0708, worker: 1 };
+    const W0: SealerId = SealerId {
+        host: 7,
+        boot: 0x0102_0304_0506_0708,
+        worker: 0,
+    };
+    const W1: SealerId = SealerId {
+        host: 7,
+        boot: 0x0102_0304_0506_0708,
+        worker: 1,
+    };
     const NOW: Instant = Instant(5_000);
     const EXP: Instant = Instant(60_000_000);
 
@@ -385,7 +406,10 @@ mod tests {
         assert_eq!(&pt[..], b"psk bytes here");
         // Another worker with its own copy of the ring opens it too.
         let other = ring.duplicate();
-        assert_eq!(&Opener::new(&other).open(2, b"ticket-7", NOW, &rec).unwrap()[..], b"psk bytes here");
+        assert_eq!(
+            &Opener::new(&other).open(2, b"ticket-7", NOW, &rec).unwrap()[..],
+            b"psk bytes here"
+        );
     }
 
     #[test]
@@ -398,12 +422,24 @@ mod tests {
     fn wrong_kind_identity_or_expiry_fails() {
         let (ring, rec) = sealed();
         let o = Opener::new(&ring);
-        assert_eq!(o.open(3, b"ticket-7", NOW, &rec).err(), Some(SealError::Forged));
-        assert_eq!(o.open(2, b"ticket-8", NOW, &rec).err(), Some(SealError::Forged));
-        assert_eq!(o.open(2, b"ticket-", NOW, &rec).err(), Some(SealError::Forged));
+        assert_eq!(
+            o.open(3, b"ticket-7", NOW, &rec).err(),
+            Some(SealError::Forged)
+        );
+        assert_eq!(
+            o.open(2, b"ticket-8", NOW, &rec).err(),
+            Some(SealError::Forged)
+        );
+        assert_eq!(
+            o.open(2, b"ticket-", NOW, &rec).err(),
+            Some(SealError::Forged)
+        );
         let mut later = rec.clone();
         later[29..37].copy_from_slice(&(EXP.micros() + 1).to_be_bytes());
-        assert_eq!(o.open(2, b"ticket-7", NOW, &later).err(), Some(SealError::Forged));
+        assert_eq!(
+            o.open(2, b"ticket-7", NOW, &later).err(),
+            Some(SealError::Forged)
+        );
     }
 
     #[test]
@@ -412,13 +448,22 @@ mod tests {
         let o = Opener::new(&ring);
         let mut v = rec.clone();
         v[0] = 2;
-        assert_eq!(o.open(2, b"ticket-7", NOW, &v).err(), Some(SealError::UnsupportedVersion(2)));
+        assert_eq!(
+            o.open(2, b"ticket-7", NOW, &v).err(),
+            Some(SealError::UnsupportedVersion(2))
+        );
         let mut k = rec.clone();
         k[1..5].copy_from_slice(&9u32.to_be_bytes());
-        assert_eq!(o.open(2, b"ticket-7", NOW, &k).err(), Some(SealError::UnknownKey(9)));
+        assert_eq!(
+            o.open(2, b"ticket-7", NOW, &k).err(),
+            Some(SealError::UnknownKey(9))
+        );
         let mut k0 = rec.clone();
         k0[1..5].copy_from_slice(&0u32.to_be_bytes());
-        assert_eq!(o.open(2, b"ticket-7", NOW, &k0).err(), Some(SealError::KeyRetired(0)));
+        assert_eq!(
+            o.open(2, b"ticket-7", NOW, &k0).err(),
+            Some(SealError::KeyRetired(0))
+        );
     }
 
     #[test]
@@ -431,14 +476,20 @@ mod tests {
             assert!(o.open(2, b"ticket-7", NOW, &t).is_err(), "byte {i}");
         }
         for n in 0..rec.len() {
-            assert!(o.open(2, b"ticket-7", NOW, &rec[..n]).is_err(), "truncated to {n}");
+            assert!(
+                o.open(2, b"ticket-7", NOW, &rec[..n]).is_err(),
+                "truncated to {n}"
+            );
         }
     }
 
     #[test]
     fn expired_record_fails() {
         let (ring, rec) = sealed();
-        assert_eq!(Opener::new(&ring).open(2, b"ticket-7", EXP, &rec).err(), Some(SealError::Expired));
+        assert_eq!(
+            Opener::new(&ring).open(2, b"ticket-7", EXP, &rec).err(),
+            Some(SealError::Expired)
+        );
     }
 
     #[test]
@@ -446,14 +497,20 @@ mod tests {
         let (mut ring, rec) = sealed();
         ring.rotate(2, &K2, Instant(1_000)).unwrap();
         assert_eq!(ring.previous_id(), Some(1));
-        assert_eq!(&Opener::new(&ring).open(2, b"ticket-7", NOW, &rec).unwrap()[..], b"psk bytes here");
+        assert_eq!(
+            &Opener::new(&ring).open(2, b"ticket-7", NOW, &rec).unwrap()[..],
+            b"psk bytes here"
+        );
         // New seals use the new key.
         let mut s2 = Sealer::new(&ring, W0);
         assert_eq!(s2.key_id(), 2);
         let rec2 = s2.seal(2, b"ticket-7", EXP, b"psk bytes here").unwrap();
         assert_eq!(&rec2[1..5], &2u32.to_be_bytes());
         ring.rotate(3, &K3, Instant(2_000)).unwrap();
-        assert_eq!(Opener::new(&ring).open(2, b"ticket-7", NOW, &rec).err(), Some(SealError::KeyRetired(1)));
+        assert_eq!(
+            Opener::new(&ring).open(2, b"ticket-7", NOW, &rec).err(),
+            Some(SealError::KeyRetired(1))
+        );
         assert!(Opener::new(&ring).open(2, b"ticket-7", NOW, &rec2).is_ok());
     }
 
@@ -499,7 +556,16 @@ mod tests {
         }
         // Distinct subkeys too: the same plaintext seals differently.
         let ra = Sealer::new(&ring, W0).seal(1, b"x", EXP, b"p").unwrap();
-        let rb = Sealer::new(&ring, SealerId { worker: 0, host: 8, ..W0 }).seal(1, b"x", EXP, b"p").unwrap();
+        let rb = Sealer::new(
+            &ring,
+            SealerId {
+                worker: 0,
+                host: 8,
+                ..W0
+            },
+        )
+        .seal(1, b"x", EXP, b"p")
+        .unwrap();
         assert_ne!(ra[HEADER_LEN..], rb[HEADER_LEN..]);
         assert!(Opener::new(&ring).open(1, b"x", NOW, &rb).is_ok());
     }
@@ -510,8 +576,14 @@ mod tests {
         let mut s = Sealer::new(&ring, W0);
         s.set_counter(COUNTER_LIMIT - 1);
         assert!(s.seal(1, b"a", EXP, b"p").is_ok());
-        assert_eq!(s.seal(1, b"a", EXP, b"p").err(), Some(SealError::CounterExhausted));
-        assert_eq!(s.seal(1, b"a", EXP, b"p").err(), Some(SealError::CounterExhausted));
+        assert_eq!(
+            s.seal(1, b"a", EXP, b"p").err(),
+            Some(SealError::CounterExhausted)
+        );
+        assert_eq!(
+            s.seal(1, b"a", EXP, b"p").err(),
+            Some(SealError::CounterExhausted)
+        );
     }
 
     #[test]

@@ -246,7 +246,10 @@ impl<A: Arena> SessionTable<A> {
         let per_slot = INDEX_WORDS + max_record.div_ceil(8);
         slots
             .checked_mul(per_slot)
-            .ok_or(ConfigError::ArenaTooSmall { have: 0, need: usize::MAX })
+            .ok_or(ConfigError::ArenaTooSmall {
+                have: 0,
+                need: usize::MAX,
+            })
     }
 
     /// A table over `arena` (see [`Arena`] for what it must be). Clears the
@@ -553,7 +556,12 @@ mod tests {
     use super::*;
 
     fn cfg(slots: usize, max_record: usize, probe: usize) -> TableConfig {
-        TableConfig { slots, max_record, probe, hash_key: [7; 32] }
+        TableConfig {
+            slots,
+            max_record,
+            probe,
+            hash_key: [7; 32],
+        }
     }
 
     const T0: Instant = Instant(1_000);
@@ -713,7 +721,12 @@ mod tests {
         assert_eq!(state_of(now_word), ST_READY);
         assert_ne!(now_word, stale, "same state, new generation");
         assert!(t.index(0)[W_STATE]
-            .compare_exchange(stale, next(stale, ST_TAKEN), Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                stale,
+                next(stale, ST_TAKEN),
+                Ordering::AcqRel,
+                Ordering::Relaxed
+            )
             .is_err());
     }
 
@@ -733,7 +746,10 @@ mod tests {
 
     #[test]
     fn bad_geometry_is_refused() {
-        assert_eq!(SessionTable::new(&cfg(0, 8, 1)).err(), Some(ConfigError::NoSlots));
+        assert_eq!(
+            SessionTable::new(&cfg(0, 8, 1)).err(),
+            Some(ConfigError::NoSlots)
+        );
         assert_eq!(
             SessionTable::new(&cfg(1, MAX_RECORD_LIMIT + 1, 1)).err(),
             Some(ConfigError::RecordTooLarge(MAX_RECORD_LIMIT + 1))
@@ -751,7 +767,10 @@ mod tests {
         t.put(1, b"a", b"a", LATER, T0).unwrap();
         t.index(0)[W_LEN].store(1 << 40, Ordering::Relaxed);
         let mut out = Vec::new();
-        assert_eq!(t.take(1, b"a", T0, &mut out), Err(TakeError::Corrupt(1 << 40)));
+        assert_eq!(
+            t.take(1, b"a", T0, &mut out),
+            Err(TakeError::Corrupt(1 << 40))
+        );
         assert_eq!(t.occupied(), 0);
     }
 
