@@ -3,7 +3,7 @@
 # curl and openssl s_client through baton's DPDK port, own TCP and TLS, to
 # the built-in backend. Usage: e2e_tap.sh [path/to/baton]
 set -uo pipefail
-here=$(dirname "$0"); . "$here/lib.sh"
+here=$(dirname "$0"); . "$here/lib.bash"
 BATON=$(realpath "${1:-target/release/baton}")
 NS=baton-tap-$$
 DIR=/tmp/baton-tap-$$

@@ -3,7 +3,7 @@
 # junk frames; they must drop and count every one, and stop cleanly on
 # SIGTERM with every mbuf back in the pool. Run with 1 and 2 workers.
 set -uo pipefail
-here=$(realpath "$(dirname "$0")"); . "$here/lib.sh"
+here=$(realpath "$(dirname "$0")"); . "$here/lib.bash"
 BATON=$(realpath "${1:-target/release/baton}")
 DIR=$(mktemp -d /tmp/baton-null-XXXX)
 trap 'rm -rf "$DIR"' EXIT

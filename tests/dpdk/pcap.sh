@@ -4,7 +4,7 @@
 # the TX pcap must hold exactly the ARP reply, the echo reply and the SYN-ACK,
 # and baton's drop counters must name each malformed frame.
 set -uo pipefail
-here=$(realpath "$(dirname "$0")"); . "$here/lib.sh"
+here=$(realpath "$(dirname "$0")"); . "$here/lib.bash"
 BATON=$(realpath "${1:-target/release/baton}")
 DIR=$(mktemp -d /tmp/baton-pcap-XXXX)
 trap 'rm -rf "$DIR"' EXIT
