@@ -20,6 +20,8 @@ use crate::time::{Duration, Instant};
 use crate::tls::ServerConfig;
 
 use super::conn::{JobSink, ProxiedConn, Status};
+use super::handoff::{conn_identity, Fabric, Msg, Owner, KIND_CONN};
+use crate::session::seal::{Opener, Sealer, SealerId};
 use crate::slowpath::{Done, SlowPathHandle, Task};
 use crate::tls::{CryptoJob, JobResult};
 use super::stats::WorkerStats;
@@ -80,7 +82,27 @@ pub struct Worker {
     rng: Box<dyn Entropy + Send>,
     scratch: Box<[u8]>,
     jobs: Jobs,
+    fabric: Option<Arc<Fabric>>,
+    sealer: Option<Sealer>,
+    /// Frames held for flows whose owner was asked to yield, by client flow.
+    held: HashMap<FlowId, Vec<(Instant, Vec<u8>)>>,
+    held_total: usize,
+    /// Client flows we asked another worker to yield, and when.
+    yield_asked: HashMap<FlowId, Instant>,
+    /// Round-robin cursor for drain targets.
+    drain_next: usize,
+    record_buf: Vec<u8>,
 }
+
+/// Most frames held while waiting for a yield, per flow and in all.
+const HELD_PER_FLOW: usize = 64;
+const HELD_TOTAL: usize = 4096;
+/// A yield not answered by then is given up (its frames are dropped).
+const YIELD_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a connection record may wait in the table to be taken.
+const CONN_RECORD_TTL: Duration = Duration::from_secs(5);
+/// Most times a frame is forwarded between workers.
+const MAX_HOPS: u8 = 3;
 
 /// The worker's job sink: the slow path if attached, else inline.
 struct Jobs {
@@ -143,7 +165,26 @@ impl Worker {
             rng,
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
             jobs: Jobs { slow: None, tag: 0, inline_fallbacks: 0 },
+            fabric: None,
+            sealer: None,
+            held: HashMap::new(),
+            held_total: 0,
+            yield_asked: HashMap::new(),
+            drain_next: 0,
+            record_buf: Vec::new(),
         }
+    }
+
+    /// Joins this worker to the host's handoff fabric (session table,
+    /// owner directory, rings).
+    pub fn attach_fabric(&mut self, fabric: Arc<Fabric>) {
+        let id = SealerId { host: fabric.host, boot: fabric.boot, worker: self.id as u32 };
+        self.sealer = Some(Sealer::new(&fabric.keys, id));
+        self.fabric = Some(fabric);
+    }
+
+    pub fn fabric(&self) -> Option<&Arc<Fabric>> {
+        self.fabric.as_ref()
     }
 
     /// Sends this worker's handshake crypto to the slow path.
@@ -233,30 +274,292 @@ impl Worker {
     /// Handles one received frame. Replies (ARP, ICMP) go out through `tx`
     /// at once; TCP work is done in [`Worker::poll`].
     pub fn handle_frame(&mut self, frame: &[u8], now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        self.handle_frame_hops(frame, 0, now, tx)
+    }
+
+    fn handle_frame_hops(&mut self, frame: &[u8], hops: u8, now: Instant, tx: &mut dyn FnMut(&[u8])) {
         let rx = self.stack.handle_frame(frame, now, tx);
         let Rx::Tcp { flow, header, payload, .. } = rx else { return };
-        if let Some(&(k, side)) = self.flows.get(&flow) {
-            if let Some(c) = self.get(k) {
-                match side {
-                    Side::Client => {
-                        c.client.on_segment(&header, payload, now);
-                    }
-                    Side::Backend => {
-                        if let Some(b) = c.backend.as_mut() {
-                            b.tcp.on_segment(&header, payload, now);
-                        }
-                    }
+        if self.deliver(&flow, &header, payload, now) {
+            return;
+        }
+        // A flow this worker does not hold. With other workers around it
+        // may be theirs, or on its way here (DESIGN.md, "Data flow").
+        if let Some(f) = self.fabric.clone() {
+            if let Some(owner) = f.directory.get(&flow) {
+                if owner.worker as usize != self.id {
+                    self.miss_owned_elsewhere(&f, owner, frame, hops, now);
+                    return;
                 }
-                self.mark_dirty(k);
-                return;
+                // The directory names us but we do not hold it: the record
+                // is in the table, waiting for us.
+                if self.adopt(owner, now) && self.deliver(&flow, &header, payload, now) {
+                    return;
+                }
             }
         }
         if flow.local.port == self.params.listen_port && header.flags.syn() && !header.flags.ack() && !header.flags.rst() {
+            if let Some(f) = self.fabric.clone() {
+                if f.is_draining(self.id) {
+                    // A draining worker takes no new connections: pass the
+                    // SYN on; its owner's SYN-ACK steers the flow there.
+                    let to = self.drain_target(&f);
+                    if to != self.id && f.send(to, Msg::Frame { bytes: frame.to_vec(), hops: hops + 1 }) {
+                        self.stats.frames_forwarded += 1;
+                        return;
+                    }
+                }
+            }
             self.accept(flow, &header, now);
         } else {
             // DESIGN.md: unknown flows are dropped and counted, never reset
             // (a flow may be on its way from another worker or host).
             self.stack.count_drop(DropReason::TcpNoFlow);
+        }
+    }
+
+    /// Feeds a segment to the connection holding `flow`; false if none.
+    fn deliver(&mut self, flow: &FlowId, header: &TcpHeader, payload: &[u8], now: Instant) -> bool {
+        let Some(&(k, side)) = self.flows.get(flow) else { return false };
+        let Some(c) = self.get(k) else { return false };
+        match side {
+            Side::Client => {
+                c.client.on_segment(header, payload, now);
+            }
+            Side::Backend => {
+                if let Some(b) = c.backend.as_mut() {
+                    b.tcp.on_segment(header, payload, now);
+                }
+            }
+        }
+        self.mark_dirty(k);
+        true
+    }
+
+    /// A frame for a flow another worker owns: take the connection over
+    /// (ask the owner to yield, hold the frame meanwhile), or, when this
+    /// worker is draining or the frame has travelled already, forward it.
+    fn miss_owned_elsewhere(&mut self, f: &Arc<Fabric>, owner: Owner, frame: &[u8], hops: u8, now: Instant) {
+        // The record may already be in the table (a drain in flight).
+        if self.adopt(owner, now) {
+            self.handle_frame_hops(frame, hops, now, &mut |_| {});
+            return;
+        }
+        let to = owner.worker as usize;
+        if f.is_draining(self.id) || hops > 0 || f.is_draining(to) {
+            if hops >= MAX_HOPS || !f.send(to, Msg::Frame { bytes: frame.to_vec(), hops: hops + 1 }) {
+                self.stats.handoff_frames_dropped += 1;
+            } else {
+                self.stats.frames_forwarded += 1;
+            }
+            return;
+        }
+        let cf = owner.client_flow;
+        if !self.yield_asked.contains_key(&cf) {
+            if f.send(to, Msg::Yield { client_flow: cf, to: self.id }) {
+                self.yield_asked.insert(cf, now);
+                self.stats.yields_requested += 1;
+            } else {
+                // The owner's ring is full: let it keep the flow for now.
+                let _ = f.send(to, Msg::Frame { bytes: frame.to_vec(), hops: hops + 1 });
+                return;
+            }
+        }
+        let q = self.held.entry(cf).or_default();
+        if q.len() >= HELD_PER_FLOW || self.held_total >= HELD_TOTAL {
+            self.stats.handoff_frames_dropped += 1;
+            return;
+        }
+        q.push((now, frame.to_vec()));
+        self.held_total += 1;
+    }
+
+    fn drain_target(&mut self, f: &Fabric) -> usize {
+        for _ in 0..f.workers {
+            self.drain_next = (self.drain_next + 1) % f.workers;
+            let w = self.drain_next;
+            if w != self.id && !f.is_draining(w) {
+                return w;
+            }
+        }
+        self.id
+    }
+
+    /// Takes the connection named by `owner` from the table and imports it;
+    /// then replays the frames held for it. False if the record is not
+    /// there (not yet, or taken by another worker).
+    fn adopt(&mut self, owner: Owner, now: Instant) -> bool {
+        let Some(f) = self.fabric.clone() else { return false };
+        let id = conn_identity(&owner);
+        let mut buf = std::mem::take(&mut self.record_buf);
+        let taken = matches!(f.table.take(KIND_CONN, &id, now, &mut buf), Ok(true));
+        let mut ok = false;
+        if taken {
+            match Opener::new(&f.keys).open(KIND_CONN, &id, now, &buf) {
+                Ok(plain) => match self.import_conn(&plain, now) {
+                    Ok(_) => ok = true,
+                    Err(e) => {
+                        log::warn!("worker {}: cannot import connection {:?}: {e}", self.id, owner.client_flow);
+                        self.stats.adopt_failures += 1;
+                    }
+                },
+                Err(e) => {
+                    log::warn!("worker {}: cannot open connection record {:?}: {e}", self.id, owner.client_flow);
+                    self.stats.adopt_failures += 1;
+                }
+            }
+        }
+        buf.clear();
+        self.record_buf = buf;
+        if ok {
+            let cf = owner.client_flow;
+            self.yield_asked.remove(&cf);
+            let isns = owner.isns;
+            // We own both flows now.
+            let &(k, _) = self.flows.get(&cf).expect("just imported");
+            let bf = self.get(k).and_then(|c| c.backend_flow());
+            let me = Owner { worker: self.id as u16, client_flow: cf, isns };
+            f.directory.set(cf, me);
+            if let Some(bf) = bf {
+                f.directory.set(bf, me);
+            }
+            if let Some(frames) = self.held.remove(&cf) {
+                self.held_total -= frames.len();
+                for (_, fr) in frames {
+                    self.handle_frame_hops(&fr, 0, now, &mut |_| {});
+                }
+            }
+        }
+        ok
+    }
+
+    /// Moves the connection of `client_flow` to worker `to`: export, seal,
+    /// put into the table, point the directory at `to`, purge here, and
+    /// tell `to` over its ring. False if it cannot move now (a crypto job
+    /// is out, or the table refused), in which case it stays here.
+    pub fn hand_over(&mut self, client_flow: &FlowId, to: usize, now: Instant) -> bool {
+        let Some(f) = self.fabric.clone() else { return false };
+        let Some(&(k, _)) = self.flows.get(client_flow) else { return false };
+        let Some(c) = self.get(k) else { return false };
+        if c.job_pending() {
+            return false;
+        }
+        let owner = Owner { worker: to as u16, client_flow: *client_flow, isns: (c.client.iss(), c.client.irs()) };
+        let bf = c.backend_flow();
+        let mut w = Writer::with_capacity(4096);
+        c.encode(now, &mut w);
+        let plain = w.finish();
+        let id = conn_identity(&owner);
+        let expiry = now + CONN_RECORD_TTL;
+        let Some(sealer) = self.sealer.as_mut() else { return false };
+        let sealed = match sealer.seal(KIND_CONN, &id, expiry, &plain) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("worker {}: cannot seal connection: {e}", self.id);
+                return false;
+            }
+        };
+        drop(plain);
+        if let Err(e) = f.table.put(KIND_CONN, &id, &sealed, expiry, now) {
+            log::warn!("worker {}: session table refused a connection record: {e:?}", self.id);
+            self.stats.handoff_put_failures += 1;
+            return false;
+        }
+        // From here the table holds the only copy.
+        f.directory.set(*client_flow, owner);
+        if let Some(bf) = bf {
+            f.directory.set(bf, owner);
+        }
+        self.purge(k);
+        if !f.send(to, Msg::Adopt { client_flow: *client_flow }) {
+            // `to` will find the record on the flow's next frame.
+            self.stats.handoff_notify_failures += 1;
+        }
+        self.stats.conns_exported += 1;
+        true
+    }
+
+    /// Drops a connection that moved away: out of the flow table, its
+    /// backend port kept reserved (the new owner uses it and tells us when
+    /// it is free), its state — keys included — dropped and zeroized.
+    fn purge(&mut self, k: ConnKey) {
+        let Some(s) = self.slots.get_mut(k.idx as usize) else { return };
+        if s.gen != k.gen {
+            return;
+        }
+        let Some(c) = s.conn.take() else { return };
+        s.gen = s.gen.wrapping_add(1);
+        self.free.push(k.idx);
+        self.live -= 1;
+        self.flows.remove(&c.client_flow());
+        if let Some(b) = c.backend.as_ref() {
+            self.flows.remove(&b.tcp.flow());
+            self.pool.released(b.pool_idx);
+        }
+        drop(c);
+    }
+
+    /// Handles messages from other workers and handoff housekeeping.
+    fn poll_fabric(&mut self, now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        let Some(f) = self.fabric.clone() else { return };
+        for _ in 0..256 {
+            let Some(m) = f.recv(self.id) else { break };
+            match m {
+                Msg::Frame { bytes, hops } => self.handle_frame_hops(&bytes, hops, now, tx),
+                Msg::Yield { client_flow, to } => {
+                    if !self.flows.contains_key(&client_flow) {
+                        self.stats.yields_moved_on += 1;
+                    } else if self.hand_over(&client_flow, to, now) {
+                        self.stats.conns_yielded += 1;
+                    } else {
+                        // Busy (a crypto job is out): the asker's held frames
+                        // come here after its timeout, and it asks again.
+                        self.stats.yields_refused += 1;
+                    }
+                }
+                Msg::Adopt { client_flow } => {
+                    if let Some(o) = f.directory.get(&client_flow) {
+                        if o.worker as usize == self.id && !self.flows.contains_key(&client_flow) {
+                            self.adopt(o, now);
+                        }
+                    }
+                }
+                Msg::ReleasePort { backend, port } => self.ports.release(backend, port),
+            }
+        }
+        // Yields that were not answered: retry once the timeout passes,
+        // and drop frames held too long.
+        if !self.yield_asked.is_empty() {
+            let expired: Vec<FlowId> =
+                self.yield_asked.iter().filter(|(_, t)| now.saturating_since(**t) > YIELD_TIMEOUT).map(|(k, _)| *k).collect();
+            for cf in expired {
+                self.yield_asked.remove(&cf);
+                if let Some(frames) = self.held.remove(&cf) {
+                    self.held_total -= frames.len();
+                    // Forward them to whoever owns the flow now.
+                    match f.directory.get(&cf) {
+                        Some(o) if o.worker as usize != self.id => {
+                            for (_, fr) in frames {
+                                if f.send(o.worker as usize, Msg::Frame { bytes: fr, hops: 1 }) {
+                                    self.stats.frames_forwarded += 1;
+                                } else {
+                                    self.stats.handoff_frames_dropped += 1;
+                                }
+                            }
+                        }
+                        _ => self.stats.handoff_frames_dropped += frames.len() as u64,
+                    }
+                }
+            }
+        }
+        if f.is_draining(self.id) && self.live > 0 {
+            for cf in self.client_flows() {
+                let to = self.drain_target(&f);
+                if to == self.id {
+                    break;
+                }
+                self.hand_over(&cf, to, now);
+            }
         }
     }
 
@@ -267,8 +570,12 @@ impl Worker {
         }
         let isn = isn_rfc6528(&self.params.isn_secret, &flow, now);
         let tcp = TcpConn::accept(&self.tcp_cfg, flow, syn, isn, now);
+        let owner = Owner { worker: self.id as u16, client_flow: flow, isns: (tcp.iss(), tcp.irs()) };
         let k = self.insert(ProxiedConn::new(tcp, self.tls_cfg.clone()));
         self.flows.insert(flow, (k, Side::Client));
+        if let Some(f) = &self.fabric {
+            f.directory.set(flow, owner);
+        }
         self.stats.conns_accepted += 1;
         self.mark_dirty(k);
     }
@@ -294,15 +601,22 @@ impl Worker {
         let deadline = now + self.params.connect_timeout;
         self.stats.backend_connects += 1;
         self.pool.connected(idx);
+        let mut owner = None;
         if let Some(c) = self.get(k) {
+            owner = Some(Owner { worker: 0, client_flow: c.client_flow(), isns: (c.client.iss(), c.client.irs()) });
             c.attach_backend(tcp, idx, deadline);
         }
         self.flows.insert(flow, (k, Side::Backend));
+        if let (Some(f), Some(mut o)) = (&self.fabric, owner) {
+            o.worker = self.id as u16;
+            f.directory.set(flow, o);
+        }
     }
 
     /// Services every connection that got input or whose timer expired,
     /// and transmits what is due.
     pub fn poll(&mut self, now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        self.poll_fabric(now, tx);
         self.collect_jobs();
         while let Some(Reverse((t, idx, gen))) = self.timers.peek().copied() {
             if t > now {
@@ -374,12 +688,26 @@ impl Worker {
         s.gen = s.gen.wrapping_add(1);
         self.free.push(k.idx);
         self.live -= 1;
-        self.flows.remove(&c.client_flow());
+        let cf = c.client_flow();
+        self.flows.remove(&cf);
+        if let Some(f) = &self.fabric {
+            f.directory.remove_if_owner(&cf, self.id);
+        }
         if let Some(b) = c.backend.as_ref() {
             let bf = b.tcp.flow();
             self.flows.remove(&bf);
             self.ports.release(bf.remote, bf.local.port);
             self.pool.released(b.pool_idx);
+            if let Some(f) = &self.fabric {
+                f.directory.remove_if_owner(&bf, self.id);
+                // A port from another worker's slice (the connection moved
+                // here): tell that worker it is free again.
+                if let Some(w) = SourcePorts::owner_of(bf.local.port, self.params.workers) {
+                    if w != self.id {
+                        f.send(w, Msg::ReleasePort { backend: bf.remote, port: bf.local.port });
+                    }
+                }
+            }
         }
         self.stats.conns_closed += 1;
         Some(c)

@@ -35,4 +35,13 @@ worker_stats! {
     bytes_backend_to_client: "plaintext bytes forwarded from backends to clients",
     conns_exported: "connections exported for handoff",
     conns_imported: "connections imported from a handoff",
+    conns_yielded: "connections moved to another worker that asked for them",
+    yields_requested: "times this worker asked another to yield a connection",
+    yields_refused: "yield requests that could not be served at once (crypto job out)",
+    yields_moved_on: "yield requests for connections no longer here",
+    frames_forwarded: "frames forwarded to the worker that owns their flow",
+    handoff_frames_dropped: "frames dropped on the handoff path (hop limit, full ring, held too long)",
+    handoff_put_failures: "connection records the session table refused",
+    handoff_notify_failures: "adopt messages lost to a full ring (the record waits in the table)",
+    adopt_failures: "connection records that could not be opened or imported",
 }

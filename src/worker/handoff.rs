@@ -1,0 +1,181 @@
+//! How the workers of one host hand connections to each other
+//! (DESIGN.md, "The invariant"; issue 3 §4).
+//!
+//! A connection moves by *take*, never by copy: the owner exports it,
+//! seals the record, puts it into the shared [`SessionTable`], points the
+//! owner directory at the new owner and drops its own copy (whose secrets
+//! are zeroized on drop). The new owner takes the record — the table lets
+//! exactly one taker win — opens it and imports it. Frames that reach a
+//! worker for a flow it does not hold are, in this order: continued from
+//! the table if the record is there; held while the owner is asked over its
+//! ring to yield; forwarded to the owner when this worker is draining.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use hashbrown::HashMap;
+
+use crate::net::FlowId;
+use crate::session::seal::KeyRing;
+use crate::session::table::{Arena, SessionTable};
+
+/// Record kinds in the session table.
+pub const KIND_SESSION: u8 = 1;
+pub const KIND_CONN: u8 = 2;
+
+/// Messages over a worker's ring.
+pub enum Msg {
+    /// A frame that arrived at another worker for a flow this one owns.
+    Frame { bytes: Vec<u8>, hops: u8 },
+    /// Export the connection of `client_flow` and hand it to worker `to`.
+    Yield { client_flow: FlowId, to: usize },
+    /// The connection of `client_flow` is in the table for you: take it.
+    Adopt { client_flow: FlowId },
+    /// A backend source port of yours is free again (its connection moved
+    /// to another worker and has ended there).
+    ReleasePort { backend: crate::net::Endpoint, port: u16 },
+}
+
+/// Who owns a flow, and the client flow that names its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub worker: u16,
+    pub client_flow: FlowId,
+    /// Both initial sequence numbers of the client flow (ours, the
+    /// client's): with the 4-tuple they name the connection, since ports
+    /// get reused (DESIGN.md, "Vocabulary").
+    pub isns: (u32, u32),
+}
+
+/// The per-flow owner directory: written when a connection is created,
+/// moved or removed (never per packet), read on a flow-table miss.
+pub struct OwnerDirectory {
+    shards: Vec<Mutex<HashMap<FlowId, Owner>>>,
+}
+
+impl OwnerDirectory {
+    pub fn new(shards: usize) -> Self {
+        OwnerDirectory { shards: (0..shards.max(1)).map(|_| Mutex::new(HashMap::new())).collect() }
+    }
+
+    fn shard(&self, f: &FlowId) -> &Mutex<HashMap<FlowId, Owner>> {
+        let h = (f.remote.port as usize) ^ ((f.local.port as usize) << 3) ^ f.remote.addr.octets_v4()[3] as usize;
+        &self.shards[h % self.shards.len()]
+    }
+
+    pub fn set(&self, flow: FlowId, owner: Owner) {
+        if let Ok(mut m) = self.shard(&flow).lock() {
+            m.insert(flow, owner);
+        }
+    }
+
+    pub fn get(&self, flow: &FlowId) -> Option<Owner> {
+        self.shard(flow).lock().ok().and_then(|m| m.get(flow).copied())
+    }
+
+    /// Removes `flow` if `worker` still owns it.
+    pub fn remove_if_owner(&self, flow: &FlowId, worker: usize) {
+        if let Ok(mut m) = self.shard(flow).lock() {
+            if m.get(flow).map(|o| o.worker as usize) == Some(worker) {
+                m.remove(flow);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A session-table arena chosen at run time (heap, or a DPDK memzone).
+pub struct DynArena(pub Box<dyn Arena>);
+
+impl Arena for DynArena {
+    fn words(&self) -> &[crate::session::sync::AtomicU64] {
+        self.0.words()
+    }
+}
+
+/// Everything the workers of one process share.
+pub struct Fabric {
+    pub workers: usize,
+    inbox_tx: Vec<Sender<Msg>>,
+    inbox_rx: Vec<Receiver<Msg>>,
+    pub directory: OwnerDirectory,
+    pub table: SessionTable<DynArena>,
+    pub keys: KeyRing,
+    drain: Vec<AtomicBool>,
+    /// Host id and boot id for sealer ids (unique per process start).
+    pub host: u32,
+    pub boot: u64,
+}
+
+impl Fabric {
+    pub fn new(workers: usize, ring_size: usize, table: SessionTable<DynArena>, keys: KeyRing, host: u32, boot: u64) -> Fabric {
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..workers).map(|_| bounded(ring_size.max(16))).unzip();
+        Fabric {
+            workers,
+            inbox_tx: tx,
+            inbox_rx: rx,
+            directory: OwnerDirectory::new(64),
+            table,
+            keys,
+            drain: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            host,
+            boot,
+        }
+    }
+
+    /// Sends `msg` to `worker`'s ring; false if the ring is full.
+    pub fn send(&self, worker: usize, msg: Msg) -> bool {
+        match self.inbox_tx.get(worker) {
+            Some(tx) => match tx.try_send(msg) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+            },
+            None => false,
+        }
+    }
+
+    pub fn recv(&self, worker: usize) -> Option<Msg> {
+        self.inbox_rx.get(worker)?.try_recv().ok()
+    }
+
+    /// Asks `worker` to move all its connections to the others.
+    pub fn request_drain(&self, worker: usize) -> bool {
+        if worker >= self.workers || self.workers < 2 {
+            return false;
+        }
+        self.drain[worker].store(true, Ordering::Release);
+        true
+    }
+
+    pub fn undrain(&self, worker: usize) {
+        if let Some(d) = self.drain.get(worker) {
+            d.store(false, Ordering::Release);
+        }
+    }
+
+    pub fn is_draining(&self, worker: usize) -> bool {
+        self.drain.get(worker).map(|d| d.load(Ordering::Acquire)).unwrap_or(false)
+    }
+}
+
+/// The identity of a connection record: the client flow's 4-tuple and
+/// both its initial sequence numbers.
+pub fn conn_identity(o: &Owner) -> [u8; 20] {
+    let f = &o.client_flow;
+    let mut id = [0u8; 20];
+    id[0..4].copy_from_slice(&f.local.addr.octets_v4());
+    id[4..6].copy_from_slice(&f.local.port.to_be_bytes());
+    id[6..10].copy_from_slice(&f.remote.addr.octets_v4());
+    id[10..12].copy_from_slice(&f.remote.port.to_be_bytes());
+    id[12..16].copy_from_slice(&o.isns.0.to_be_bytes());
+    id[16..20].copy_from_slice(&o.isns.1.to_be_bytes());
+    id
+}
