@@ -71,7 +71,7 @@ pub struct ClientHello {
 }
 
 fn u16_list(b: &[u8], what: &'static str) -> Result<Vec<u16>, TlsError> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(TlsError::Decode(what));
     }
     Ok(b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect())

@@ -231,7 +231,7 @@ fn large_client_hello_across_records_is_buffered() {
     let big = 40_000usize;
     msg.extend_from_slice(&[0xfa, 0xfa]);
     msg.extend_from_slice(&(big as u16).to_be_bytes());
-    msg.extend(std::iter::repeat(0x41).take(big));
+    msg.extend(std::iter::repeat_n(0x41, big));
     let body_len = msg.len() - 4;
     msg[1..4].copy_from_slice(&(body_len as u32).to_be_bytes()[1..]);
     // extensions length is right after compression methods

@@ -106,6 +106,8 @@ pub(crate) fn client(pki: &Pki, o: &ClientOpts) -> ClientConnection {
     ClientConnection::new(Arc::new(cfg), ServerName::try_from(o.name).unwrap()).unwrap()
 }
 
+pub(crate) type Hook = Box<dyn FnMut(TlsServer, &Arc<ServerConfig>, usize) -> TlsServer>;
+
 /// A client and our server connected by two in-memory byte pipes.
 pub(crate) struct Pair {
     pub client: ClientConnection,
@@ -116,7 +118,7 @@ pub(crate) struct Pair {
     pub to_server: Vec<u8>,
     /// Called after every step that changed the server; may replace it
     /// (handoff tests encode and decode here).
-    pub hook: Option<Box<dyn FnMut(TlsServer, &Arc<ServerConfig>, usize) -> TlsServer>>,
+    pub hook: Option<Hook>,
     pub steps: usize,
     pub server_error: Option<TlsError>,
     /// Plaintext the client has received and not yet been asked for.
