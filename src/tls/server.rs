@@ -1197,3 +1197,18 @@ impl TlsServer {
         self.resumption_secret.is_some()
     }
 }
+
+#[cfg(test)]
+impl TlsServer {
+    /// Moves our write sequence number (tests of the §5.5 limits).
+    pub(crate) fn test_set_write_seq(&mut self, seq: u64) {
+        if let Some(p) = self.writer.as_ref() {
+            let mut w = Writer::new();
+            p.encode(&mut w);
+            let mut b = w.finish().to_vec();
+            let n = b.len();
+            b[n - 8..].copy_from_slice(&seq.to_le_bytes());
+            self.writer = RecordProtector::decode(&mut Reader::new(&b)).ok();
+        }
+    }
+}

@@ -458,3 +458,21 @@ fn rejected_early_data_is_skipped_up_to_a_bound() {
     }
     assert_eq!(pair.server.error(), Some(&TlsError::BadRecordMac));
 }
+
+#[test]
+fn write_key_is_updated_before_the_aead_limit() {
+    // §5.5: past the soft limit we send KeyUpdate(update_not_requested)
+    // and continue under the next key.
+    let mut pair = connected();
+    pair.server.test_set_write_seq(crate::tls::aead::AES_GCM_SOFT_LIMIT);
+    let mut cr = pair.server.test_client_reader().unwrap();
+    assert_eq!(pair.server.write_plaintext(b"data"), 4);
+    let mut out = pair.server.tls_output().to_vec();
+    let len = u16::from_be_bytes([out[3], out[4]]) as usize;
+    let (first, rest) = out.split_at_mut(5 + len);
+    let (t, c) = cr.open_record(first).unwrap();
+    assert_eq!((t, c), (22, &[24u8, 0, 0, 1, 0][..]));
+    cr.update_traffic_secret();
+    let (t, c) = cr.open_record(rest).unwrap();
+    assert_eq!((t, c), (23, &b"data"[..]));
+}
