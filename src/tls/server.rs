@@ -265,7 +265,9 @@ impl TlsServer {
         self.plain_in.len() - self.plain_off
     }
 
-    /// Copies client application data out; returns the byte count.
+    /// Copies client application data out; returns the byte count. When
+    /// the buffer was full, records were held back: call
+    /// [`process`](Self::process) again afterwards.
     pub fn read_plaintext(&mut self, out: &mut [u8]) -> usize {
         let avail = self.plain_in.get(self.plain_off..).unwrap_or(&[]);
         let n = avail.len().min(out.len());

@@ -65,6 +65,17 @@ fn handoff_at_every_message_boundary_through_hello_retry() {
 }
 
 #[test]
+fn handoff_at_every_record_boundary() {
+    // Client bytes delivered one whole record at a time (split exactly at
+    // record boundaries), with a handoff after each.
+    let p = pki(KeyKind::Ecdsa);
+    let mut pair = Pair::new(client(&p, &ClientOpts::default()), server_config(&p, &[]), 31);
+    pair.hook = Some(Box::new(round_trip));
+    pair.record_split = true;
+    life(&mut pair);
+}
+
+#[test]
 fn handoff_at_random_byte_split_points() {
     for seed in 0..6u64 {
         let p = pki(if seed % 2 == 0 { KeyKind::Ecdsa } else { KeyKind::Ed25519 });
