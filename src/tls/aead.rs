@@ -149,6 +149,45 @@ impl RecordProtector {
         }
     }
 
+    /// Seals in place, for callers that read plaintext straight into their
+    /// send buffer: `buf[start..start + 5]` is room for the header (any
+    /// bytes), `buf[start + 5..]` the plaintext. Fills in the header and
+    /// appends the content type and tag, so `buf[start..]` becomes one whole
+    /// record (§5.2). On error `buf` is left as it was.
+    pub fn seal_in_place(&mut self, content_type: u8, buf: &mut Vec<u8>, start: usize) -> Result<(), TlsError> {
+        let pt_len = match buf.len().checked_sub(start + RECORD_HEADER_LEN) {
+            Some(n) => n,
+            None => return Err(TlsError::Internal("no room for the record header")),
+        };
+        if pt_len > MAX_PLAINTEXT {
+            return Err(TlsError::RecordOverflow);
+        }
+        if self.seq >= self.seal_limit() {
+            return Err(TlsError::SequenceExhausted);
+        }
+        let len = (pt_len + 1 + TAG_LEN) as u16;
+        let header = [APPLICATION_DATA, 0x03, 0x03, (len >> 8) as u8, len as u8];
+        buf.reserve(1 + TAG_LEN);
+        buf.push(content_type);
+        let nonce = self.nonce();
+        let sealed = match buf.get_mut(start + RECORD_HEADER_LEN..) {
+            Some(body) => self.aead.seal_in_place_separate_tag(nonce, Aad::from(header), body),
+            None => return Err(TlsError::Internal("record buffer")),
+        };
+        match sealed {
+            Ok(tag) => {
+                buf[start..start + RECORD_HEADER_LEN].copy_from_slice(&header);
+                buf.extend_from_slice(tag.as_ref());
+                self.seq += 1;
+                Ok(())
+            }
+            Err(_) => {
+                buf.pop();
+                Err(TlsError::Internal("AEAD seal"))
+            }
+        }
+    }
+
     /// Opens one whole record in place (`record` = 5-byte header +
     /// encrypted_record) and returns the inner content type and content,
     /// with the zero padding stripped (§5.2, §5.4).
@@ -262,6 +301,29 @@ mod tests {
             }
             assert_eq!(tx.seq(), 4);
             assert_eq!(rx.seq(), 4);
+        }
+    }
+
+    #[test]
+    fn seal_in_place_produces_the_same_record_as_seal_record() {
+        for suite in CipherSuite::ALL {
+            let (mut a, mut b) = pair(suite);
+            let (_, mut rx) = pair(suite);
+            for len in [0usize, 5, 1400, MAX_PLAINTEXT] {
+                let pt: Vec<u8> = (0..len).map(|i| i as u8 ^ 0x5c).collect();
+                let mut expect = b"prefix".to_vec();
+                a.seal_record(23, &pt, &mut expect).unwrap();
+                let mut buf = b"prefix".to_vec();
+                buf.extend_from_slice(&[0xff; 5]);
+                buf.extend_from_slice(&pt);
+                b.seal_in_place(23, &mut buf, 6).unwrap();
+                assert_eq!(buf, expect);
+                assert_eq!(rx.open_record(&mut buf[6..]).unwrap().1, &pt[..]);
+            }
+            let mut too_big = vec![0u8; 5 + MAX_PLAINTEXT + 1];
+            assert_eq!(b.seal_in_place(23, &mut too_big, 0), Err(TlsError::RecordOverflow));
+            assert_eq!(too_big.len(), 5 + MAX_PLAINTEXT + 1);
+            assert!(b.seal_in_place(23, &mut vec![0u8; 4], 0).is_err());
         }
     }
 
