@@ -265,6 +265,21 @@ impl TlsServer {
         self.plain_in.len() - self.plain_off
     }
 
+    /// Client application data in place (no copy); pair with
+    /// [`consume_plaintext`](Self::consume_plaintext).
+    pub fn peek_plaintext(&self) -> &[u8] {
+        self.plain_in.get(self.plain_off..).unwrap_or(&[])
+    }
+
+    /// Marks `n` bytes of [`peek_plaintext`](Self::peek_plaintext) as read.
+    pub fn consume_plaintext(&mut self, n: usize) {
+        self.plain_off = (self.plain_off + n).min(self.plain_in.len());
+        if self.plain_off == self.plain_in.len() {
+            self.plain_in.clear();
+            self.plain_off = 0;
+        }
+    }
+
     /// Copies client application data out; returns the byte count. When
     /// the buffer was full, records were held back: call
     /// [`process`](Self::process) again afterwards.

@@ -476,3 +476,57 @@ fn write_key_is_updated_before_the_aead_limit() {
     let (t, c) = cr.open_record(rest).unwrap();
     assert_eq!((t, c), (23, &b"data"[..]));
 }
+
+#[test]
+fn truncated_client_hello_at_every_length_is_an_alert() {
+    // Consistent framing (record and handshake lengths agree) around a
+    // ClientHello body cut at every byte: each one is a fatal alert.
+    let p = pki(KeyKind::Ecdsa);
+    let c = Arc::new(server_config(&p, &[]));
+    let mut wire = Vec::new();
+    client(&p, &ClientOpts::default()).write_tls(&mut wire).unwrap();
+    let body = &wire[9..];
+    let mut rng = SeededEntropy::new(3);
+    for n in 0..body.len() {
+        let msg = crate::tls::messages::handshake(1, |b| b.extend_from_slice(&body[..n]));
+        let (srv, res) = run(&c, &record(22, &msg), &mut rng);
+        let e = res.expect_err("truncated hello accepted");
+        assert!(srv.is_failed());
+        assert_eq!(srv.tls_output(), &plain_alert(e.alert() as u8), "cut at {n}: {e:?}");
+    }
+}
+
+#[test]
+fn every_length_field_set_too_large_is_an_alert() {
+    // Each 1- and 2-byte position of a real ClientHello bumped by one:
+    // lengths then overrun their parent; never a panic, always an alert or
+    // a still-valid hello.
+    let p = pki(KeyKind::Ecdsa);
+    let c = Arc::new(server_config(&p, &[]));
+    let mut wire = Vec::new();
+    client(&p, &ClientOpts::default()).write_tls(&mut wire).unwrap();
+    let mut rng = SeededEntropy::new(4);
+    for at in 5..wire.len() {
+        for delta in [1u8, 0x80] {
+            let mut m = wire.clone();
+            m[at] = m[at].wrapping_add(delta);
+            let (srv, res) = run(&c, &m, &mut rng);
+            if let Err(e) = res {
+                assert!(srv.is_failed());
+                assert_eq!(srv.tls_output(), &plain_alert(e.alert() as u8));
+            }
+        }
+    }
+}
+
+#[test]
+fn plaintext_can_be_read_in_place() {
+    let mut pair = connected();
+    let (res, _) = inject(&mut pair, &[(23, b"abc"), (23, b"def")]);
+    res.unwrap();
+    assert_eq!(pair.server.peek_plaintext(), b"abcdef");
+    pair.server.consume_plaintext(2);
+    assert_eq!(pair.server.peek_plaintext(), b"cdef");
+    pair.server.consume_plaintext(100);
+    assert_eq!(pair.server.plaintext_len(), 0);
+}
