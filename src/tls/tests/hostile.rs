@@ -530,3 +530,29 @@ fn plaintext_can_be_read_in_place() {
     pair.server.consume_plaintext(100);
     assert_eq!(pair.server.plaintext_len(), 0);
 }
+
+#[test]
+fn large_certificate_chain_spans_records_within_limits() {
+    // Our own flight: a 40 KB chain makes Certificate span records; every
+    // record stays within the limits and rustls reassembles the messages.
+    let p = pki(KeyKind::Ecdsa);
+    let mut cfg = server_config(&p, &[]);
+    // An extra "intermediate" rustls does not need for the path.
+    cfg.cert_chain.push(vec![0x30; 40_000]);
+    let mut pair = Pair::new(client(&p, &ClientOpts::default()), cfg, 6);
+    pair.client_to_server(1 << 20);
+    assert!(pair.server_error.is_none());
+    let out = pair.server.tls_output().to_vec();
+    let mut at = 0;
+    let mut protected = 0;
+    while at + 5 <= out.len() {
+        let len = u16::from_be_bytes([out[at + 3], out[at + 4]]) as usize;
+        assert!(len <= (1 << 14) + 17, "record of {len}");
+        protected += (out[at] == 23) as usize;
+        at += 5 + len;
+    }
+    assert_eq!(at, out.len(), "output is whole records");
+    assert!(protected >= 4, "{protected}");
+    pair.handshake();
+    assert_eq!(pair.client_sends(b"big chain"), b"big chain");
+}
