@@ -3,6 +3,7 @@
 
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 
+use super::TlsError;
 use crate::entropy::Entropy;
 
 /// Why a certificate chain or key could not be loaded.
@@ -196,11 +197,12 @@ impl SigningKey {
 
     /// Signs `msg` with `scheme`, drawing the randomness ring asks for from
     /// `rng` (ECDSA: the hedging input; RSA-PSS: the salt).
-    pub fn sign(&self, scheme: SignatureScheme, msg: &[u8], rng: &mut dyn Entropy) -> Result<Vec<u8>, ()> {
+    pub fn sign(&self, scheme: SignatureScheme, msg: &[u8], rng: &mut dyn Entropy) -> Result<Vec<u8>, TlsError> {
+        let failed = |_| TlsError::Internal("signing failed");
         match (self, scheme) {
             (SigningKey::EcdsaP256(k), SignatureScheme::EcdsaSecp256r1Sha256) => {
                 let r = DrawnRandom::new(rng, scheme.salt_len());
-                k.sign(&r.ring(), msg).map(|s| s.as_ref().to_vec()).map_err(|_| ())
+                k.sign(&r.ring(), msg).map(|s| s.as_ref().to_vec()).map_err(failed)
             }
             (SigningKey::Ed25519(k), SignatureScheme::Ed25519) => Ok(k.sign(msg).as_ref().to_vec()),
             (SigningKey::Rsa(k), s) => {
@@ -208,14 +210,14 @@ impl SigningKey {
                     SignatureScheme::RsaPssRsaeSha256 => &signature::RSA_PSS_SHA256,
                     SignatureScheme::RsaPssRsaeSha384 => &signature::RSA_PSS_SHA384,
                     SignatureScheme::RsaPssRsaeSha512 => &signature::RSA_PSS_SHA512,
-                    _ => return Err(()),
+                    _ => return Err(TlsError::Internal("scheme does not fit the key")),
                 };
                 let r = DrawnRandom::new(rng, s.salt_len());
                 let mut sig = vec![0u8; k.public().modulus_len()];
-                k.sign(pad, &r.ring(), msg, &mut sig).map_err(|_| ())?;
+                k.sign(pad, &r.ring(), msg, &mut sig).map_err(failed)?;
                 Ok(sig)
             }
-            _ => Err(()),
+            _ => Err(TlsError::Internal("scheme does not fit the key")),
         }
     }
 }

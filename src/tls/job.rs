@@ -94,7 +94,7 @@ impl CryptoJob {
             JobSpec::KeyExchange { group, peer } => key_exchange(group, &peer, rng),
             JobSpec::Sign { scheme, msg } => match self.cfg.key.sign(scheme, &msg, rng) {
                 Ok(sig) => JobResult::Signature { scheme, sig },
-                Err(()) => JobResult::Failed(TlsError::Internal("signing failed")),
+                Err(e) => JobResult::Failed(e),
             },
         }
     }

@@ -47,8 +47,9 @@ pub const HRR_RANDOM: [u8; 32] = [
 pub struct OfferedPsk {
     pub identities: Vec<(Vec<u8>, u32)>,
     pub binders: Vec<Vec<u8>>,
-    /// Length of the ClientHello prefix the binders are computed over
-    /// (everything up to the binders list, §4.2.11.2).
+    /// Length of the ClientHello message prefix (handshake header
+    /// included) the binders are computed over: up to and including the
+    /// identities, excluding the binders list (§4.2.11.2).
     pub binders_offset: usize,
 }
 
@@ -71,7 +72,7 @@ pub struct ClientHello {
 }
 
 fn u16_list(b: &[u8], what: &'static str) -> Result<Vec<u16>, TlsError> {
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return Err(TlsError::Decode(what));
     }
     Ok(b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect())
@@ -79,8 +80,7 @@ fn u16_list(b: &[u8], what: &'static str) -> Result<Vec<u16>, TlsError> {
 
 impl ClientHello {
     /// Parses a ClientHello body (the handshake header already removed).
-    /// `header_len` is added to the binders offset so it refers to the
-    /// whole message.
+    /// The PSK binders offset refers to the whole message, header included.
     pub fn parse(body: &[u8]) -> Result<ClientHello, TlsError> {
         let mut r = Rd::new(body);
         let _legacy_version = r.u16("client_hello.legacy_version")?;
@@ -182,7 +182,8 @@ impl ClientHello {
                         let age = l.take(4, "psk obfuscated_ticket_age")?;
                         psk.identities.push((id, u32::from_be_bytes([age[0], age[1], age[2], age[3]])));
                     }
-                    psk.binders_offset = ext_at + 4 + (data.len() - d.remaining());
+                    // Handshake header (4) + extension length field (2).
+                    psk.binders_offset = 4 + ext_at + 2 + (data.len() - d.remaining());
                     let binders = d.vec16(33, 0xffff, "psk binders")?;
                     let mut l = Rd::new(binders);
                     while !l.is_empty() {
@@ -338,6 +339,29 @@ mod tests {
             }
         });
         b
+    }
+
+    #[test]
+    fn pre_shared_key_is_parsed_with_binders_offset() {
+        let mut psk = vec![0, 9, 0, 3, b'a', b'b', b'c', 0, 0, 0, 5];
+        psk.extend_from_slice(&[0, 33, 32]);
+        psk.extend_from_slice(&[0xbb; 32]);
+        let body = ch_body(&[(ext::PSK_KEY_EXCHANGE_MODES, vec![1, 1]), (ext::PRE_SHARED_KEY, psk)]);
+        let ch = ClientHello::parse(&body).unwrap();
+        let p = ch.psk.unwrap();
+        assert_eq!(p.identities, vec![(b"abc".to_vec(), 5)]);
+        assert_eq!(p.binders, vec![vec![0xbb; 32]]);
+        let mut msg = vec![1, 0, 0, 0];
+        msg.extend_from_slice(&body);
+        // What follows the prefix is the binders list: length 33, then 32.
+        assert_eq!(&msg[p.binders_offset..p.binders_offset + 3], &[0, 33, 32]);
+        assert_eq!(msg.len(), p.binders_offset + 35);
+        // Not last: illegal.
+        let mut psk2 = vec![0, 9, 0, 3, b'a', b'b', b'c', 0, 0, 0, 5, 0, 33, 32];
+        psk2.extend_from_slice(&[0xbb; 32]);
+        let body =
+            ch_body(&[(ext::PSK_KEY_EXCHANGE_MODES, vec![1, 1]), (ext::PRE_SHARED_KEY, psk2), (ext::ALPN, vec![0, 3, 2, b'h', b'2'])]);
+        assert_eq!(ClientHello::parse(&body), Err(TlsError::IllegalParameter("pre_shared_key not last")));
     }
 
     #[test]

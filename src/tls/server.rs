@@ -265,7 +265,24 @@ impl TlsServer {
         self.plain_in.len() - self.plain_off
     }
 
-    /// Copies client application data out; returns the byte count.
+    /// Client application data in place (no copy); pair with
+    /// [`consume_plaintext`](Self::consume_plaintext).
+    pub fn peek_plaintext(&self) -> &[u8] {
+        self.plain_in.get(self.plain_off..).unwrap_or(&[])
+    }
+
+    /// Marks `n` bytes of [`peek_plaintext`](Self::peek_plaintext) as read.
+    pub fn consume_plaintext(&mut self, n: usize) {
+        self.plain_off = (self.plain_off + n).min(self.plain_in.len());
+        if self.plain_off == self.plain_in.len() {
+            self.plain_in.clear();
+            self.plain_off = 0;
+        }
+    }
+
+    /// Copies client application data out; returns the byte count. When
+    /// the buffer was full, records were held back: call
+    /// [`process`](Self::process) again afterwards.
     pub fn read_plaintext(&mut self, out: &mut [u8]) -> usize {
         let avail = self.plain_in.get(self.plain_off..).unwrap_or(&[]);
         let n = avail.len().min(out.len());
@@ -1195,5 +1212,20 @@ impl TlsServer {
     }
     pub(crate) fn test_has_resumption_secret(&self) -> bool {
         self.resumption_secret.is_some()
+    }
+}
+
+#[cfg(test)]
+impl TlsServer {
+    /// Moves our write sequence number (tests of the §5.5 limits).
+    pub(crate) fn test_set_write_seq(&mut self, seq: u64) {
+        if let Some(p) = self.writer.as_ref() {
+            let mut w = Writer::new();
+            p.encode(&mut w);
+            let mut b = w.finish().to_vec();
+            let n = b.len();
+            b[n - 8..].copy_from_slice(&seq.to_le_bytes());
+            self.writer = RecordProtector::decode(&mut Reader::new(&b)).ok();
+        }
     }
 }

@@ -65,6 +65,17 @@ fn handoff_at_every_message_boundary_through_hello_retry() {
 }
 
 #[test]
+fn handoff_at_every_record_boundary() {
+    // Client bytes delivered one whole record at a time (split exactly at
+    // record boundaries), with a handoff after each.
+    let p = pki(KeyKind::Ecdsa);
+    let mut pair = Pair::new(client(&p, &ClientOpts::default()), server_config(&p, &[]), 31);
+    pair.hook = Some(Box::new(round_trip));
+    pair.record_split = true;
+    life(&mut pair);
+}
+
+#[test]
 fn handoff_at_random_byte_split_points() {
     for seed in 0..6u64 {
         let p = pki(if seed % 2 == 0 { KeyKind::Ecdsa } else { KeyKind::Ed25519 });
@@ -118,4 +129,22 @@ fn decode_rejects_garbage_and_future_versions() {
     let mut bad_phase = bytes.clone();
     bad_phase[4] = 77;
     assert!(TlsServer::decode(&mut Reader::new(&bad_phase), cfg).is_err());
+}
+
+#[test]
+fn jobs_are_send_and_debug_shows_no_secrets() {
+    fn send<T: Send>() {}
+    send::<crate::tls::CryptoJob>();
+    send::<crate::tls::JobResult>();
+    send::<TlsServer>();
+    let shared = zeroize::Zeroizing::new(vec![0xabu8; 32]);
+    let r = crate::tls::JobResult::KeyExchange { group: NamedGroup::X25519, public: vec![1; 32], shared };
+    let s = format!("{r:?}");
+    assert!(!s.contains("171") && !s.to_lowercase().contains("ab, ab"), "{s}");
+    let p = pki(KeyKind::Ecdsa);
+    let mut pair = Pair::new(client(&p, &ClientOpts::default()), server_config(&p, &[]), 1);
+    pair.handshake();
+    let d = format!("{:?}", pair.server);
+    assert!(d.contains("Connected") || d.contains("phase"));
+    assert!(!d.contains("secret"), "{d}");
 }

@@ -231,7 +231,7 @@ fn large_client_hello_across_records_is_buffered() {
     let big = 40_000usize;
     msg.extend_from_slice(&[0xfa, 0xfa]);
     msg.extend_from_slice(&(big as u16).to_be_bytes());
-    msg.extend(std::iter::repeat(0x41).take(big));
+    msg.extend(std::iter::repeat_n(0x41, big));
     let body_len = msg.len() - 4;
     msg[1..4].copy_from_slice(&(body_len as u32).to_be_bytes()[1..]);
     // extensions length is right after compression methods
@@ -256,4 +256,46 @@ fn large_client_hello_across_records_is_buffered() {
     let out = pair.server.tls_output();
     assert_eq!(out[0], 22);
     assert_eq!(out[5], 2, "ServerHello");
+}
+
+#[test]
+fn small_plaintext_buffer_applies_backpressure_without_loss() {
+    let p = pki(KeyKind::Ecdsa);
+    let mut cfg = server_config(&p, &[]);
+    cfg.max_plaintext_buffer = 4096;
+    let mut pair = Pair::new(client(&p, &ClientOpts::default()), cfg, 9);
+    pair.handshake();
+    let up = data(200_000, 3);
+    let got = pair.client_sends(&up);
+    assert_eq!(got.len(), up.len());
+    let first_diff = got.iter().zip(&up).position(|(a, b)| a != b);
+    assert_eq!(first_diff, None);
+    // Directly: 60 KB at once fills the plaintext buffer, processing stops,
+    // the input buffer fills and read_tls takes less than offered.
+    let burst = data(60_000, 4);
+    pair.client.writer().write_all(&burst).unwrap();
+    let mut wire = Vec::new();
+    while pair.client.wants_write() {
+        pair.client.write_tls(&mut wire).unwrap();
+    }
+    let mut off = pair.server.read_tls(&wire);
+    pair.server.process(&mut pair.rng).unwrap();
+    off += pair.server.read_tls(&wire[off..]);
+    assert!(off < wire.len(), "input buffer is bounded");
+    assert!(pair.server.plaintext_len() >= 4096 && pair.server.plaintext_len() <= 4096 + 16384);
+    let mut got = Vec::new();
+    while got.len() < burst.len() {
+        let mut buf = vec![0u8; 1000];
+        let n = pair.server.read_plaintext(&mut buf);
+        got.extend_from_slice(&buf[..n]);
+        off += pair.server.read_tls(&wire[off..]);
+        pair.server.process(&mut pair.rng).unwrap();
+    }
+    assert_eq!(got, burst);
+    // Output is bounded too: write_plaintext takes at most about the cap.
+    let n = pair.server.write_plaintext(&up);
+    assert!(n > 0 && n <= 4096, "{n}");
+    assert!(pair.server.tls_output().len() <= 4096 + 22);
+    let down = pair.server_sends(&up[n..]);
+    assert_eq!(down.len(), up.len());
 }

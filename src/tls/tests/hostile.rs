@@ -458,3 +458,101 @@ fn rejected_early_data_is_skipped_up_to_a_bound() {
     }
     assert_eq!(pair.server.error(), Some(&TlsError::BadRecordMac));
 }
+
+#[test]
+fn write_key_is_updated_before_the_aead_limit() {
+    // §5.5: past the soft limit we send KeyUpdate(update_not_requested)
+    // and continue under the next key.
+    let mut pair = connected();
+    pair.server.test_set_write_seq(crate::tls::aead::AES_GCM_SOFT_LIMIT);
+    let mut cr = pair.server.test_client_reader().unwrap();
+    assert_eq!(pair.server.write_plaintext(b"data"), 4);
+    let mut out = pair.server.tls_output().to_vec();
+    let len = u16::from_be_bytes([out[3], out[4]]) as usize;
+    let (first, rest) = out.split_at_mut(5 + len);
+    let (t, c) = cr.open_record(first).unwrap();
+    assert_eq!((t, c), (22, &[24u8, 0, 0, 1, 0][..]));
+    cr.update_traffic_secret();
+    let (t, c) = cr.open_record(rest).unwrap();
+    assert_eq!((t, c), (23, &b"data"[..]));
+}
+
+#[test]
+fn truncated_client_hello_at_every_length_is_an_alert() {
+    // Consistent framing (record and handshake lengths agree) around a
+    // ClientHello body cut at every byte: each one is a fatal alert.
+    let p = pki(KeyKind::Ecdsa);
+    let c = Arc::new(server_config(&p, &[]));
+    let mut wire = Vec::new();
+    client(&p, &ClientOpts::default()).write_tls(&mut wire).unwrap();
+    let body = &wire[9..];
+    let mut rng = SeededEntropy::new(3);
+    for n in 0..body.len() {
+        let msg = crate::tls::messages::handshake(1, |b| b.extend_from_slice(&body[..n]));
+        let (srv, res) = run(&c, &record(22, &msg), &mut rng);
+        let e = res.expect_err("truncated hello accepted");
+        assert!(srv.is_failed());
+        assert_eq!(srv.tls_output(), &plain_alert(e.alert() as u8), "cut at {n}: {e:?}");
+    }
+}
+
+#[test]
+fn every_length_field_set_too_large_is_an_alert() {
+    // Each 1- and 2-byte position of a real ClientHello bumped by one:
+    // lengths then overrun their parent; never a panic, always an alert or
+    // a still-valid hello.
+    let p = pki(KeyKind::Ecdsa);
+    let c = Arc::new(server_config(&p, &[]));
+    let mut wire = Vec::new();
+    client(&p, &ClientOpts::default()).write_tls(&mut wire).unwrap();
+    let mut rng = SeededEntropy::new(4);
+    for at in 5..wire.len() {
+        for delta in [1u8, 0x80] {
+            let mut m = wire.clone();
+            m[at] = m[at].wrapping_add(delta);
+            let (srv, res) = run(&c, &m, &mut rng);
+            if let Err(e) = res {
+                assert!(srv.is_failed());
+                assert_eq!(srv.tls_output(), &plain_alert(e.alert() as u8));
+            }
+        }
+    }
+}
+
+#[test]
+fn plaintext_can_be_read_in_place() {
+    let mut pair = connected();
+    let (res, _) = inject(&mut pair, &[(23, b"abc"), (23, b"def")]);
+    res.unwrap();
+    assert_eq!(pair.server.peek_plaintext(), b"abcdef");
+    pair.server.consume_plaintext(2);
+    assert_eq!(pair.server.peek_plaintext(), b"cdef");
+    pair.server.consume_plaintext(100);
+    assert_eq!(pair.server.plaintext_len(), 0);
+}
+
+#[test]
+fn large_certificate_chain_spans_records_within_limits() {
+    // Our own flight: a 40 KB chain makes Certificate span records; every
+    // record stays within the limits and rustls reassembles the messages.
+    let p = pki(KeyKind::Ecdsa);
+    let mut cfg = server_config(&p, &[]);
+    // An extra "intermediate" rustls does not need for the path.
+    cfg.cert_chain.push(vec![0x30; 40_000]);
+    let mut pair = Pair::new(client(&p, &ClientOpts::default()), cfg, 6);
+    pair.client_to_server(1 << 20);
+    assert!(pair.server_error.is_none());
+    let out = pair.server.tls_output().to_vec();
+    let mut at = 0;
+    let mut protected = 0;
+    while at + 5 <= out.len() {
+        let len = u16::from_be_bytes([out[at + 3], out[at + 4]]) as usize;
+        assert!(len <= (1 << 14) + 17, "record of {len}");
+        protected += (out[at] == 23) as usize;
+        at += 5 + len;
+    }
+    assert_eq!(at, out.len(), "output is whole records");
+    assert!(protected >= 4, "{protected}");
+    pair.handshake();
+    assert_eq!(pair.client_sends(b"big chain"), b"big chain");
+}

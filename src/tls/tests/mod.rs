@@ -106,6 +106,8 @@ pub(crate) fn client(pki: &Pki, o: &ClientOpts) -> ClientConnection {
     ClientConnection::new(Arc::new(cfg), ServerName::try_from(o.name).unwrap()).unwrap()
 }
 
+pub(crate) type Hook = Box<dyn FnMut(TlsServer, &Arc<ServerConfig>, usize) -> TlsServer>;
+
 /// A client and our server connected by two in-memory byte pipes.
 pub(crate) struct Pair {
     pub client: ClientConnection,
@@ -116,7 +118,7 @@ pub(crate) struct Pair {
     pub to_server: Vec<u8>,
     /// Called after every step that changed the server; may replace it
     /// (handoff tests encode and decode here).
-    pub hook: Option<Box<dyn FnMut(TlsServer, &Arc<ServerConfig>, usize) -> TlsServer>>,
+    pub hook: Option<Hook>,
     pub steps: usize,
     pub server_error: Option<TlsError>,
     /// Plaintext the client has received and not yet been asked for.
@@ -125,6 +127,10 @@ pub(crate) struct Pair {
     /// When set, client bytes reach the server in chunks of random size
     /// 1..=split_max drawn from this generator.
     pub split: Option<(SeededEntropy, usize)>,
+    /// When set, client bytes reach the server one whole record at a time.
+    pub record_split: bool,
+    /// Server plaintext read by the harness while applying backpressure.
+    pub server_plain: Vec<u8>,
 }
 
 impl Pair {
@@ -142,6 +148,8 @@ impl Pair {
             client_plain: Vec::new(),
             client_eof: false,
             split: None,
+            record_split: false,
+            server_plain: Vec::new(),
         }
     }
 
@@ -158,6 +166,11 @@ impl Pair {
     pub fn feed_server(&mut self, data: &[u8], chunk: usize) {
         let mut off = 0;
         while off < data.len() {
+            let chunk = if self.record_split && data.len() - off >= 5 {
+                5 + u16::from_be_bytes([data[off + 3], data[off + 4]]) as usize
+            } else {
+                chunk
+            };
             let chunk = match self.split.as_mut() {
                 Some((r, max)) => {
                     use crate::entropy::Entropy;
@@ -170,11 +183,15 @@ impl Pair {
             off += n;
             self.step_hook();
             self.run_server();
-            if n == 0 && !self.server.is_failed() {
-                // Buffer full and nothing processed: the caller must read
-                // plaintext first; keep the rest for later.
-                self.to_server.extend_from_slice(&data[off..]);
-                return;
+            if n == 0 {
+                if self.server.is_failed() || self.server.received_close_notify() {
+                    return;
+                }
+                // Input full because the plaintext buffer is full (the
+                // server stopped processing): the application reads.
+                assert!(self.server.plaintext_len() > 0, "stalled with nothing to read");
+                let got = self.take_server_plaintext();
+                self.server_plain.extend(got);
             }
         }
     }
@@ -265,11 +282,25 @@ impl Pair {
         std::mem::take(&mut self.client_plain)
     }
 
-    pub fn server_read_all(&mut self) -> Vec<u8> {
+    fn take_server_plaintext(&mut self) -> Vec<u8> {
         let mut v = vec![0u8; self.server.plaintext_len()];
         let n = self.server.read_plaintext(&mut v);
         v.truncate(n);
         v
+    }
+
+    /// Reads server plaintext until none is left, processing records that
+    /// were held back while the plaintext buffer was full.
+    pub fn server_read_all(&mut self) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.server_plain);
+        loop {
+            let got = self.take_server_plaintext();
+            if got.is_empty() {
+                return v;
+            }
+            v.extend(got);
+            self.run_server();
+        }
     }
 
     /// Sends `data` client → server and returns what the server read.
@@ -277,13 +308,6 @@ impl Pair {
         let mut got = Vec::new();
         for c in data.chunks(32 * 1024) {
             self.client.writer().write_all(c).unwrap();
-            self.pump(1 << 20).unwrap();
-            got.extend(self.server_read_all());
-            while !self.to_server.is_empty() {
-                let rest = std::mem::take(&mut self.to_server);
-                self.feed_server(&rest, 1 << 20);
-                got.extend(self.server_read_all());
-            }
             self.pump(1 << 20).unwrap();
             got.extend(self.server_read_all());
         }
