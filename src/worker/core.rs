@@ -742,11 +742,29 @@ impl Worker {
             .iter()
             .filter_map(|s| s.conn.as_ref())
             .map(|c| {
+                let t = |t: &TcpConn| {
+                    format!(
+                        "{:?} rcv_nxt={} rcv_adv={} snd_una={} snd_nxt={} recv={} sendq={} unacked={} peer_win={} cwnd={} poll_at={:?}",
+                        t.state(),
+                        t.rcv_nxt,
+                        t.rcv_adv,
+                        t.snd_una,
+                        t.snd_nxt,
+                        t.recv_len(),
+                        t.send_queue_len(),
+                        t.unacked_len(),
+                        t.peer_window(),
+                        t.cwnd(),
+                        t.poll_at()
+                    )
+                };
                 format!(
-                    "client {:?} {:?} / backend {:?} / tls handshaking={} failed={} close_notify_in={}",
+                    "client {:?} {} / backend {:?} / tls out={} plain={} handshaking={} failed={} close_notify_in={}",
                     c.client_flow(),
-                    c.client.state(),
-                    c.backend.as_ref().map(|b| b.tcp.state()),
+                    t(&c.client),
+                    c.backend.as_ref().map(|b| t(&b.tcp)),
+                    c.tls.tls_output().len(),
+                    c.tls.plaintext_len(),
                     c.tls.is_handshaking(),
                     c.tls.is_failed(),
                     c.tls.received_close_notify()

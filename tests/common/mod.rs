@@ -3,6 +3,7 @@
 //! stack), and baton's `Worker` in between, all in virtual time.
 #![allow(dead_code)]
 
+pub mod multi;
 pub mod tlsclient;
 
 use std::collections::VecDeque;

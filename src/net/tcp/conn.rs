@@ -164,6 +164,7 @@ impl TcpConn {
         let mut c = TcpConn::blank(cfg, flow, isn, now, TcpState::SynReceived);
         c.irs = syn.seq;
         c.rcv_nxt = syn.seq.wrapping_add(1);
+        c.rcv_adv = c.rcv_nxt;
         c.negotiate(syn);
         // RFC 7323 §2.2: the window of a SYN is never scaled.
         c.snd_wnd = syn.window as u32;
@@ -398,6 +399,7 @@ impl TcpConn {
         }
         self.irs = h.seq;
         self.rcv_nxt = h.seq.wrapping_add(1);
+        self.rcv_adv = self.rcv_nxt;
         self.negotiate(h);
         // N7: the window of a SYN-ACK is never scaled.
         self.snd_wnd = h.window as u32;

@@ -195,3 +195,47 @@ fn sequence_numbers_wrap_around_2_pow_32() {
     let o = out(&mut c, ms(5));
     assert_eq!(o[0].0.ack, (u32::MAX - 499).wrapping_add(1500));
 }
+
+/// Regression: the right edge we last advertised started at 0 instead of
+/// at the peer's ISN + 1, so with a peer ISN more than 2^31 away from 0 a
+/// reopened window was never announced and the peer stalled for good.
+fn zero_window_reopens(mut c: TcpConn, b: u32, t0: u64) {
+    c.on_segment(&seg(b, OUR_ISN + 1, A, 60000), &payload(1000, 0), ms(t0));
+    c.on_segment(&seg(b.wrapping_add(1000), OUR_ISN + 1, A, 60000), &payload(1000, 0), ms(t0));
+    let o = out(&mut c, ms(t0));
+    assert_eq!((o[0].0.ack, o[0].0.window), (b.wrapping_add(2000), 0));
+    let mut buf = [0u8; 1500];
+    c.read(&mut buf);
+    let o = out(&mut c, ms(t0 + 1));
+    assert_eq!(o.len(), 1, "window update after the zero window");
+    assert_eq!(o[0].0.window, 1500);
+}
+
+#[test]
+fn window_update_after_zero_window_with_peer_isn_far_from_zero_passive() {
+    let mut cfg = plain_cfg();
+    cfg.recv_buf_cap = 2000;
+    let isn = 0x9000_0000u32;
+    let mut syn = seg(isn, 0, S, 60000);
+    syn.mss = Some(1000);
+    let mut c = TcpConn::accept(&cfg, flow(), &syn, OUR_ISN, ms(0));
+    out(&mut c, ms(0));
+    c.on_segment(&seg(isn + 1, OUR_ISN + 1, A, 60000), &[], ms(10));
+    assert!(c.is_established());
+    zero_window_reopens(c, isn + 1, 20);
+}
+
+#[test]
+fn window_update_after_zero_window_with_peer_isn_far_from_zero_active() {
+    let mut cfg = plain_cfg();
+    cfg.recv_buf_cap = 2000;
+    let isn = 0xC000_0000u32;
+    let mut c = TcpConn::connect(&cfg, flow(), OUR_ISN, ms(0));
+    out(&mut c, ms(0));
+    let mut synack = seg(isn, OUR_ISN + 1, S | A, 60000);
+    synack.mss = Some(1000);
+    c.on_segment(&synack, &[], ms(5));
+    out(&mut c, ms(5));
+    assert!(c.is_established());
+    zero_window_reopens(c, isn + 1, 20);
+}

@@ -1,0 +1,125 @@
+//! Several `Worker`s on one simulated segment, with an RSS model the test
+//! controls: every frame for baton goes to the worker `steer` picks.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use baton::entropy::SeededEntropy;
+use baton::net::arp::ArpCache;
+use baton::session::seal::KeyRing;
+use baton::session::table::{HeapArena, SessionTable, TableConfig};
+use baton::time::Instant;
+use baton::tls::ServerConfig;
+use baton::worker::handoff::{DynArena, Fabric};
+use baton::worker::Worker;
+
+use super::{worker_params, Host, BACKEND_MAC, BACKEND_IP, BATON_MAC, CLIENT_IP, CLIENT_MAC};
+
+pub fn fabric(workers: usize) -> Arc<Fabric> {
+    let cfg = TableConfig { slots: 1024, max_record: 1 << 20, probe: 16, hash_key: [9; 32] };
+    let words = SessionTable::<HeapArena>::words_needed(cfg.slots, cfg.max_record).unwrap();
+    let table = SessionTable::from_words(DynArena(Box::new(HeapArena::new(words))), &cfg).unwrap();
+    let keys = KeyRing::new(1, &[0x42; 32], Instant::ZERO);
+    Arc::new(Fabric::new(workers, 1024, table, keys, 1, 1))
+}
+
+pub struct MultiSim {
+    pub now_ms: u64,
+    pub client: Host,
+    pub backend: Host,
+    pub workers: Vec<Worker>,
+    pub to_baton: VecDeque<Vec<u8>>,
+    pub fabric: Arc<Fabric>,
+    /// Frames delivered to baton so far.
+    pub delivered: u64,
+    /// Most workers that held the connection at once, seen at any step.
+    pub max_holders: usize,
+}
+
+impl MultiSim {
+    pub fn new(tls_cfg: Arc<ServerConfig>, n: usize, seed: u64) -> MultiSim {
+        let arp = Arc::new(ArpCache::new(256));
+        let fabric = fabric(n);
+        let workers = (0..n)
+            .map(|i| {
+                let mut w = Worker::new(worker_params(n, i), tls_cfg.clone(), arp.clone(), Box::new(SeededEntropy::new(seed + i as u64)));
+                w.attach_fabric(fabric.clone());
+                w
+            })
+            .collect();
+        MultiSim {
+            now_ms: 0,
+            client: Host::new(CLIENT_MAC, CLIENT_IP, seed ^ 1),
+            backend: Host::new(BACKEND_MAC, BACKEND_IP, seed ^ 2),
+            workers,
+            to_baton: VecDeque::new(),
+            fabric,
+            delivered: 0,
+            max_holders: 0,
+        }
+    }
+
+    fn deliver(&mut self, from: [u8; 6], frame: Vec<u8>) {
+        let dst: [u8; 6] = frame[0..6].try_into().unwrap();
+        let bcast = dst == [0xff; 6];
+        if (bcast || dst == BATON_MAC) && from != BATON_MAC {
+            self.to_baton.push_back(frame.clone());
+        }
+        if (bcast || dst == CLIENT_MAC) && from != CLIENT_MAC {
+            self.client.dev.rx.push_back(frame.clone());
+        }
+        if (bcast || dst == BACKEND_MAC) && from != BACKEND_MAC {
+            self.backend.dev.rx.push_back(frame);
+        }
+    }
+
+    /// One step: hosts run, frames for baton go to `steer(frame_no, frame)`,
+    /// every worker polls (its ring included).
+    pub fn step(&mut self, steer: &mut dyn FnMut(u64, &[u8]) -> usize) {
+        let now_ms = self.now_ms;
+        self.client.poll(now_ms);
+        while let Some(f) = self.client.dev.tx.pop_front() {
+            self.deliver(CLIENT_MAC, f);
+        }
+        self.backend.poll(now_ms);
+        while let Some(f) = self.backend.dev.tx.pop_front() {
+            self.deliver(BACKEND_MAC, f);
+        }
+        let now = Instant::from_millis(now_ms);
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        while let Some(f) = self.to_baton.pop_front() {
+            // ARP goes to worker 0, as on net_tap (DESIGN.md).
+            let w = if f.get(12..14) == Some(&[0x08, 0x06]) { 0 } else { steer(self.delivered, &f) % self.workers.len() };
+            self.delivered += 1;
+            self.workers[w].handle_frame(&f, now, &mut |x| out.push(x.to_vec()));
+        }
+        for w in self.workers.iter_mut() {
+            w.poll(now, &mut |x| out.push(x.to_vec()));
+        }
+        // Messages sent during the polls are handled within the same step.
+        for w in self.workers.iter_mut() {
+            w.poll(now, &mut |x| out.push(x.to_vec()));
+        }
+        let holders = self.workers.iter().filter(|w| w.conn_count() > 0).count();
+        self.max_holders = self.max_holders.max(holders);
+        for f in out {
+            self.deliver(BATON_MAC, f);
+        }
+    }
+
+    pub fn conns(&self) -> usize {
+        self.workers.iter().map(|w| w.conn_count()).sum()
+    }
+}
+
+/// The (src port, dst port) of a TCP frame, if it is one.
+pub fn tcp_ports(f: &[u8]) -> Option<(u16, u16)> {
+    if f.get(12..14)? != [0x08, 0x00] || *f.get(23)? != 6 {
+        return None;
+    }
+    let ihl = ((f[14] & 0x0f) as usize) * 4;
+    let t = f.get(14 + ihl..14 + ihl + 4)?;
+    Some((u16::from_be_bytes([t[0], t[1]]), u16::from_be_bytes([t[2], t[3]])))
+}
+
+pub const _BACKEND_IP: [u8; 4] = BACKEND_IP;

@@ -1,0 +1,115 @@
+//! Cross-worker take-and-purge, DPDK-free and deterministic (issue 3 §4):
+//! giver and taker are separate `Worker` instances joined by the handoff
+//! fabric (sealed session table, owner directory, rings); the RSS model
+//! decides which worker each frame reaches.
+
+mod common;
+
+use std::sync::Arc;
+
+use baton::entropy::{Entropy, SeededEntropy};
+use common::multi::MultiSim;
+use common::tlsclient::{client_config, pattern, BackendApp, ClientApp};
+use common::sha256_hex;
+
+fn tls() -> (Vec<u8>, Arc<baton::tls::ServerConfig>) {
+    let dir = std::env::temp_dir().join(format!("baton-handoff-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let g = baton::demo::certs::generate(&dir, &["baton.test"], &[]).unwrap();
+    let chain = baton::tls::load_cert_chain_pem(&std::fs::read(&g.cert).unwrap()).unwrap();
+    let key = baton::tls::SigningKey::from_pem(&std::fs::read(&g.key).unwrap()).unwrap();
+    let cfg = Arc::new(baton::tls::ServerConfig::new(chain, key, vec![]).unwrap());
+    let ca = std::fs::read(&g.ca).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (ca, cfg)
+}
+
+struct Run {
+    sim: MultiSim,
+    client: ClientApp,
+    backend: BackendApp,
+    upload: Vec<u8>,
+    down: usize,
+    steps: u64,
+}
+
+fn setup(n: usize, up: usize, down: usize, seed: u64) -> Run {
+    let (ca, cfg) = tls();
+    let mut sim = MultiSim::new(cfg, n, seed);
+    let mut upload = vec![0u8; up];
+    SeededEntropy::new(seed).fill(&mut upload);
+    let client = ClientApp::new(&mut sim.client, client_config(&ca, None, None, &[]), "baton.test", upload.clone(), 40000);
+    let backend = BackendApp::new(&mut sim.backend, down);
+    Run { sim, client, backend, upload, down, steps: 0 }
+}
+
+impl Run {
+    fn run_until(&mut self, limit: u64, steer: &mut dyn FnMut(u64, &[u8]) -> usize, done: &mut dyn FnMut(&Run) -> bool) {
+        while self.steps < limit {
+            self.steps += 1;
+            self.client.step(&mut self.sim.client);
+            self.backend.step(&mut self.sim.backend);
+            self.sim.step(steer);
+            assert!(self.client.error.is_none(), "client error: {:?}", self.client.error);
+            if done(self) {
+                return;
+            }
+            self.sim.now_ms += 1;
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.client.done() && self.backend.closed && self.sim.conns() == 0
+    }
+
+    fn check_bytes(&self) {
+        assert!(self.client.got_close, "no close_notify; downloaded {} of {}", self.client.downloaded.len(), self.down);
+        assert_eq!(sha256_hex(&self.backend.received), sha256_hex(&self.upload), "upload bytes differ");
+        assert_eq!(sha256_hex(&self.client.downloaded), sha256_hex(&pattern(self.down)), "download bytes differ");
+    }
+}
+
+#[test]
+fn connection_moves_to_whichever_worker_gets_each_frame() {
+    // Every frame goes to the other worker than the one before: the
+    // connection is taken over at every frame boundary, through the
+    // handshake, the transfer and the close.
+    let mut r = setup(2, 256 * 1024, 256 * 1024, 21);
+    r.run_until(200_000, &mut |i, _| i as usize % 2, &mut |r| r.finished());
+    r.check_bytes();
+    let yielded: u64 = r.sim.workers.iter().map(|w| w.stats.conns_yielded).sum();
+    let imported: u64 = r.sim.workers.iter().map(|w| w.stats.conns_imported).sum();
+    assert!(yielded > 50, "only {yielded} handoffs");
+    assert_eq!(imported, r.sim.workers.iter().map(|w| w.stats.conns_exported).sum::<u64>(), "every export imported once");
+    assert_eq!(r.sim.max_holders, 1, "two workers held the connection at once");
+    assert!(r.sim.fabric.directory.is_empty(), "directory entries left behind");
+    assert_eq!(r.sim.fabric.table.occupied(), 0, "records left in the table");
+}
+
+#[test]
+fn connection_moves_at_seeded_random_frames() {
+    let mut rng = SeededEntropy::new(5);
+    let mut r = setup(3, 128 * 1024, 512 * 1024, 22);
+    r.run_until(200_000, &mut |_, _| (rng.u32() % 3) as usize, &mut |r| r.finished());
+    r.check_bytes();
+    assert_eq!(r.sim.max_holders, 1);
+}
+
+#[test]
+fn draining_a_worker_mid_transfer_moves_its_connection() {
+    // All frames reach worker 0 (as when the NIC keeps the old queue);
+    // worker 0 is drained half way through the download: it must give the
+    // connection away and forward the flow's frames to the new owner.
+    let mut r = setup(2, 64 * 1024, 1 << 20, 23);
+    r.run_until(100_000, &mut |_, _| 0, &mut |r| r.client.downloaded.len() > 300 * 1024);
+    assert_eq!(r.sim.workers[0].conn_count(), 1);
+    assert!(r.sim.fabric.request_drain(0));
+    let drained_at = r.steps;
+    r.run_until(100_000, &mut |_, _| 0, &mut |r| r.sim.workers[0].conn_count() == 0);
+    assert!(r.steps - drained_at <= 5, "drain took {} steps", r.steps - drained_at);
+    assert_eq!(r.sim.workers[1].conn_count(), 1);
+    r.run_until(200_000, &mut |_, _| 0, &mut |r| r.finished());
+    r.check_bytes();
+    assert!(r.sim.workers[0].stats.frames_forwarded > 0);
+    assert_eq!(r.sim.max_holders, 1);
+}
+
