@@ -113,3 +113,19 @@ fn draining_a_worker_mid_transfer_moves_its_connection() {
     assert_eq!(r.sim.max_holders, 1);
 }
 
+
+
+/// Regression: with three workers, a yield request that reached a worker
+/// the connection had already left was dropped, so the asker held a third
+/// of the flow's frames for the whole yield timeout; the reordering
+/// overflowed the receiver's out-of-order list and the transfer stalled.
+/// The request is now passed on to the current owner.
+#[test]
+fn yield_request_that_missed_the_owner_is_passed_on() {
+    let mut r = setup(3, 128 * 1024, 512 * 1024, 22);
+    r.run_until(20_000, &mut |i, _| i as usize % 3, &mut |r| r.finished());
+    r.check_bytes();
+    assert!(r.steps < 10_000, "took {} steps (ms)", r.steps);
+    let dropped: u64 = r.sim.workers.iter().map(|w| w.stats.handoff_frames_dropped).sum();
+    assert_eq!(dropped, 0);
+}

@@ -13,7 +13,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::entropy::Entropy;
 use crate::net::arp::ArpCache;
 use crate::net::stack::{DropReason, Rx, Stack, StackConfig};
-use crate::net::tcp::{isn_rfc6528, TcpConfig, TcpConn};
+use crate::net::tcp::{isn_rfc6528, SegmentOutcome, TcpConfig, TcpConn};
 use crate::net::{Endpoint, FlowId, IpAddress, MacAddr, TcpHeader};
 use crate::proxy::{BackendPool, SourcePorts};
 use crate::time::{Duration, Instant};
@@ -183,6 +183,11 @@ impl Worker {
         self.fabric = Some(fabric);
     }
 
+    /// Frames held while waiting for owners to yield, and open yield asks.
+    pub fn held_frames(&self) -> (usize, usize) {
+        (self.held_total, self.yield_asked.len())
+    }
+
     pub fn fabric(&self) -> Option<&Arc<Fabric>> {
         self.fabric.as_ref()
     }
@@ -322,15 +327,13 @@ impl Worker {
     fn deliver(&mut self, flow: &FlowId, header: &TcpHeader, payload: &[u8], now: Instant) -> bool {
         let Some(&(k, side)) = self.flows.get(flow) else { return false };
         let Some(c) = self.get(k) else { return false };
-        match side {
-            Side::Client => {
-                c.client.on_segment(header, payload, now);
-            }
-            Side::Backend => {
-                if let Some(b) = c.backend.as_mut() {
-                    b.tcp.on_segment(header, payload, now);
-                }
-            }
+        let outcome = match side {
+            Side::Client => Some(c.client.on_segment(header, payload, now)),
+            Side::Backend => c.backend.as_mut().map(|b| b.tcp.on_segment(header, payload, now)),
+        };
+        if let Some(SegmentOutcome::Dropped(r)) = outcome {
+            self.stats.tcp_segments_rejected += 1;
+            log::trace!("worker {} {side:?} {flow:?}: segment seq {} len {} rejected: {r:?}", self.id, header.seq, payload.len());
         }
         self.mark_dirty(k);
         true
@@ -340,11 +343,9 @@ impl Worker {
     /// (ask the owner to yield, hold the frame meanwhile), or, when this
     /// worker is draining or the frame has travelled already, forward it.
     fn miss_owned_elsewhere(&mut self, f: &Arc<Fabric>, owner: Owner, frame: &[u8], hops: u8, now: Instant) {
-        // The record may already be in the table (a drain in flight).
-        if self.adopt(owner, now) {
-            self.handle_frame_hops(frame, hops, now, &mut |_| {});
-            return;
-        }
+        // A record in the table is for the worker the directory names; we
+        // never take one meant for another (it would race that worker's
+        // adopt and strand the frames it holds).
         let to = owner.worker as usize;
         if f.is_draining(self.id) || hops > 0 || f.is_draining(to) {
             if hops >= MAX_HOPS || !f.send(to, Msg::Frame { bytes: frame.to_vec(), hops: hops + 1 }) {
@@ -356,7 +357,7 @@ impl Worker {
         }
         let cf = owner.client_flow;
         if !self.yield_asked.contains_key(&cf) {
-            if f.send(to, Msg::Yield { client_flow: cf, to: self.id }) {
+            if f.send(to, Msg::Yield { client_flow: cf, to: self.id, hops: 0 }) {
                 self.yield_asked.insert(cf, now);
                 self.stats.yields_requested += 1;
             } else {
@@ -506,9 +507,26 @@ impl Worker {
             let Some(m) = f.recv(self.id) else { break };
             match m {
                 Msg::Frame { bytes, hops } => self.handle_frame_hops(&bytes, hops, now, tx),
-                Msg::Yield { client_flow, to } => {
+                Msg::Yield { client_flow, to, hops } => {
+                    // The connection may be ours but still in the table
+                    // (our Adopt message not yet read): take it first.
                     if !self.flows.contains_key(&client_flow) {
+                        if let Some(o) = f.directory.get(&client_flow) {
+                            if o.worker as usize == self.id {
+                                self.adopt(o, now);
+                            }
+                        }
+                    }
+                    if !self.flows.contains_key(&client_flow) {
+                        // It moved on: pass the request to its owner now, so
+                        // the asker is not left holding frames.
                         self.stats.yields_moved_on += 1;
+                        if let Some(o) = f.directory.get(&client_flow) {
+                            let ow = o.worker as usize;
+                            if ow != self.id && ow != to && hops < MAX_HOPS {
+                                f.send(ow, Msg::Yield { client_flow, to, hops: hops + 1 });
+                            }
+                        }
                     } else if self.hand_over(&client_flow, to, now) {
                         self.stats.conns_yielded += 1;
                     } else {

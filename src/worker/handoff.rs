@@ -29,7 +29,7 @@ pub enum Msg {
     /// A frame that arrived at another worker for a flow this one owns.
     Frame { bytes: Vec<u8>, hops: u8 },
     /// Export the connection of `client_flow` and hand it to worker `to`.
-    Yield { client_flow: FlowId, to: usize },
+    Yield { client_flow: FlowId, to: usize, hops: u8 },
     /// The connection of `client_flow` is in the table for you: take it.
     Adopt { client_flow: FlowId },
     /// A backend source port of yours is free again (its connection moved

@@ -34,6 +34,25 @@ pub struct MultiSim {
     pub delivered: u64,
     /// Most workers that held the connection at once, seen at any step.
     pub max_holders: usize,
+    /// The last TCP frames on the segment, summarised (for diagnostics).
+    pub trace: VecDeque<String>,
+}
+
+/// One line about a TCP frame: ports, seq, ack, flags, window, payload.
+pub fn summarize(who: &str, f: &[u8], t: u64) -> Option<String> {
+    let (sp, dp) = tcp_ports(f)?;
+    let ihl = ((f[14] & 0x0f) as usize) * 4;
+    let tcp = &f[14 + ihl..];
+    let total = u16::from_be_bytes([f[16], f[17]]) as usize;
+    let off = ((tcp[12] >> 4) as usize) * 4;
+    let seq = u32::from_be_bytes(tcp[4..8].try_into().unwrap());
+    let ack = u32::from_be_bytes(tcp[8..12].try_into().unwrap());
+    Some(format!(
+        "t={t} {who} {sp}->{dp} seq={seq} ack={ack} flags={:02x} win={} len={}",
+        tcp[13],
+        u16::from_be_bytes([tcp[14], tcp[15]]),
+        total - ihl - off
+    ))
 }
 
 impl MultiSim {
@@ -56,10 +75,18 @@ impl MultiSim {
             fabric,
             delivered: 0,
             max_holders: 0,
+            trace: VecDeque::new(),
         }
     }
 
     fn deliver(&mut self, from: [u8; 6], frame: Vec<u8>) {
+        let who = if from == BATON_MAC { "baton" } else if from == CLIENT_MAC { "client" } else { "backend" };
+        if let Some(line) = summarize(who, &frame, self.now_ms) {
+            if self.trace.len() >= 60 {
+                self.trace.pop_front();
+            }
+            self.trace.push_back(line);
+        }
         let dst: [u8; 6] = frame[0..6].try_into().unwrap();
         let bcast = dst == [0xff; 6];
         if (bcast || dst == BATON_MAC) && from != BATON_MAC {

@@ -88,6 +88,7 @@ impl ClientApp {
         }
         let sock = host.tcp(self.sock);
         let mut buf = [0u8; 16 * 1024];
+        let mut pbuf = [0u8; 16 * 1024];
         // ciphertext in
         while sock.can_recv() {
             let n = sock.recv_slice(&mut buf).unwrap_or(0);
@@ -104,23 +105,38 @@ impl ClientApp {
                     self.error = Some(format!("tls: {e}"));
                     return;
                 }
-            }
-        }
-        // plaintext in
-        loop {
-            match self.conn.reader().read(&mut buf) {
-                Ok(0) => {
-                    self.got_close = true;
-                    break;
-                }
-                Ok(n) => self.downloaded.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    self.error = Some(format!("read: {e}"));
+                if !self.drain_plaintext(&mut pbuf) {
                     return;
                 }
             }
         }
+        if !self.drain_plaintext(&mut pbuf) {
+            return;
+        }
+        self.write_side(host);
+    }
+
+    /// Reads every plaintext byte rustls holds; false on error.
+    fn drain_plaintext(&mut self, buf: &mut [u8]) -> bool {
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(0) => {
+                    self.got_close = true;
+                    return true;
+                }
+                Ok(n) => self.downloaded.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) => {
+                    self.error = Some(format!("read: {e}"));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn write_side(&mut self, host: &mut Host) {
+        let sock = host.tcp(self.sock);
         // plaintext out, a little at a time
         if !self.conn.is_handshaking() {
             while self.uploaded < self.upload.len() && self.out_pending.len() < 64 * 1024 && !self.conn.wants_write() {
