@@ -2,6 +2,9 @@
 //! `GET /metrics` (Prometheus text). Workers publish snapshots of their
 //! counters about every 100 ms; this thread only reads those snapshots, so
 //! it never touches a worker's fast path.
+//!
+//! `POST /drain?worker=N` asks worker N to move every connection to the
+//! other workers (issue 3); `POST /undrain?worker=N` lets it take new ones.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -9,7 +12,7 @@ use std::net::TcpListener;
 use crate::worker::runtime::Snapshots;
 
 /// Starts the admin thread on `addr` (validated as loopback by config).
-pub fn start(addr: &str, snaps: Snapshots) -> std::io::Result<()> {
+pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker::handoff::Fabric>) -> std::io::Result<()> {
     let l = TcpListener::bind(addr)?;
     log::info!("admin endpoint on http://{}/metrics", l.local_addr()?);
     std::thread::Builder::new().name("baton-admin".into()).spawn(move || {
@@ -18,10 +21,27 @@ pub fn start(addr: &str, snaps: Snapshots) -> std::io::Result<()> {
             let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
             let mut line = String::new();
             let ok = BufReader::new(&s).read_line(&mut line).is_ok();
+            let worker_arg = line.split_whitespace().nth(1).and_then(|p| p.split_once("worker=")).and_then(|(_, w)| w.parse::<usize>().ok());
             let (status, body) = if ok && line.starts_with("GET /metrics") {
                 ("200 OK", render(&snaps))
+            } else if ok && line.starts_with("POST /drain") {
+                match worker_arg {
+                    Some(w) if fabric.request_drain(w) => {
+                        log::info!("admin: draining worker {w}");
+                        ("200 OK", format!("draining worker {w}\n"))
+                    }
+                    _ => ("400 Bad Request", format!("need ?worker=N with N < {} and at least 2 workers\n", fabric.workers)),
+                }
+            } else if ok && line.starts_with("POST /undrain") {
+                match worker_arg {
+                    Some(w) if w < fabric.workers => {
+                        fabric.undrain(w);
+                        ("200 OK", format!("worker {w} takes connections again\n"))
+                    }
+                    _ => ("400 Bad Request", "need ?worker=N\n".to_string()),
+                }
             } else {
-                ("404 Not Found", "try GET /metrics\n".to_string())
+                ("404 Not Found", "try GET /metrics, POST /drain?worker=N, POST /undrain?worker=N\n".to_string())
             };
             let _ = write!(
                 s,

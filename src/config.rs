@@ -34,6 +34,35 @@ pub struct Config {
     pub tcp: TcpSection,
     #[serde(default)]
     pub admin: AdminSection,
+    #[serde(default)]
+    pub session: SessionSection,
+}
+
+/// `[session]`: the host's session table, through which workers hand
+/// connections (and, later, sessions) to each other.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSection {
+    /// Records the table holds at once.
+    #[serde(default = "default_table_slots")]
+    pub table_slots: usize,
+    /// Largest record in KiB; a connection whose state is larger (full
+    /// buffers) waits until it is smaller before it can move.
+    #[serde(default = "default_max_record_kib")]
+    pub max_record_kib: usize,
+}
+
+fn default_table_slots() -> usize {
+    64
+}
+fn default_max_record_kib() -> usize {
+    1024
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        SessionSection { table_slots: default_table_slots(), max_record_kib: default_max_record_kib() }
+    }
 }
 
 /// `[dpdk]`: EAL and port.
@@ -220,6 +249,19 @@ pub struct TcpSection {
     pub recv_buffer: usize,
     #[serde(default = "default_buf")]
     pub send_buffer: usize,
+    /// A client whose TLS handshake is not done by then is reset.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_ms: u64,
+    /// A connection with no segment either way for this long is reset.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+}
+
+fn default_handshake_timeout() -> u64 {
+    10_000
+}
+fn default_idle_timeout() -> u64 {
+    300_000
 }
 
 fn default_buf() -> usize {
@@ -228,7 +270,12 @@ fn default_buf() -> usize {
 
 impl Default for TcpSection {
     fn default() -> Self {
-        TcpSection { recv_buffer: default_buf(), send_buffer: default_buf() }
+        TcpSection {
+            recv_buffer: default_buf(),
+            send_buffer: default_buf(),
+            handshake_timeout_ms: default_handshake_timeout(),
+            idle_timeout_ms: default_idle_timeout(),
+        }
     }
 }
 
@@ -312,6 +359,36 @@ impl Config {
             if p.is_empty() || p.len() > 255 {
                 return Err(invalid("tls.alpn", format!("{p:?} must be 1..=255 bytes")));
             }
+        }
+        if !(100..=600_000).contains(&self.tcp.handshake_timeout_ms) {
+            return Err(invalid("tcp.handshake_timeout_ms", "must be 100..=600000"));
+        }
+        if !(1000..=86_400_000).contains(&self.tcp.idle_timeout_ms) {
+            return Err(invalid("tcp.idle_timeout_ms", "must be 1000..=86400000"));
+        }
+        if self.workers.max_connections == 0 {
+            return Err(invalid("workers.max_connections", "must be at least 1"));
+        }
+        if self.backend.connect_timeout_ms < 10 {
+            return Err(invalid("backend.connect_timeout_ms", "must be at least 10"));
+        }
+        if self.workers.count > 16 {
+            return Err(invalid("workers.count", "at most 16 (one RX/TX queue pair each)"));
+        }
+        let a = self.listen.address;
+        if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() {
+            return Err(invalid("listen.address", format!("{a} cannot be a virtual address")));
+        }
+        for b in self.backend_addrs() {
+            if *b.ip() == a {
+                return Err(invalid("backend.servers", format!("{b} is baton's own listen address")));
+            }
+        }
+        if !(1..=1 << 20).contains(&self.session.table_slots) {
+            return Err(invalid("session.table_slots", "must be 1..=1048576"));
+        }
+        if !(4..=4096).contains(&self.session.max_record_kib) {
+            return Err(invalid("session.max_record_kib", "must be 4..=4096"));
         }
         if let Some(a) = &self.admin.listen {
             let sa: std::net::SocketAddr =

@@ -85,11 +85,15 @@ fn main() -> ExitCode {
 fn check_config(file: &std::path::Path) -> Result<(), String> {
     let cfg = baton::config::Config::load(file).map_err(|e| e.to_string())?;
     baton::worker::runtime::load_tls(&cfg)?;
-    println!("{}: ok", file.display());
-    println!("  listen   {}:{} (prefix /{})", cfg.listen.address, cfg.listen.port, cfg.listen.prefix_len);
-    println!("  port     {} (vdevs: {})", cfg.dpdk.port, if cfg.dpdk.vdevs.is_empty() { "none".into() } else { cfg.dpdk.vdevs.join(" ") });
-    println!("  workers  {}", cfg.workers.count);
-    println!("  backends {}", cfg.backend.servers.join(", "));
-    println!("  tls      cert {} key {} alpn [{}]", cfg.tls.cert.display(), cfg.tls.key.display(), cfg.tls.alpn.join(", "));
+    use std::io::Write;
+    // Write errors (a closed pipe, `| head`) are not baton's to report.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}: ok", file.display());
+    let _ = writeln!(out, "  listen   {}:{} (prefix /{})", cfg.listen.address, cfg.listen.port, cfg.listen.prefix_len);
+    let _ = writeln!(out, "  port     {} (vdevs: {})", cfg.dpdk.port, if cfg.dpdk.vdevs.is_empty() { "none".into() } else { cfg.dpdk.vdevs.join(" ") });
+    let _ = writeln!(out, "  workers  {} (slow-path threads {})", cfg.workers.count, cfg.workers.slow_path_threads);
+    let _ = writeln!(out, "  backends {}", cfg.backend.servers.join(", "));
+    let _ = writeln!(out, "  tls      cert {} key {} alpn [{}]", cfg.tls.cert.display(), cfg.tls.key.display(), cfg.tls.alpn.join(", "));
+    let _ = writeln!(out, "  admin    {}", cfg.admin.listen.as_deref().unwrap_or("off"));
     Ok(())
 }

@@ -130,3 +130,76 @@ fn one_mib_each_way_with_a_handoff_after_every_frame() {
     eprintln!("{} handoffs in {} steps", o.handoffs, o.steps);
     assert!(o.handoffs > 100, "only {} handoffs in {} steps", o.handoffs, o.steps);
 }
+
+/// Regression: a client that reset its connection mid-download left the
+/// backend flow writing into a closed window for ever, so the slot was
+/// never freed (found by a fresh-user test with max_connections = 10).
+#[test]
+fn client_reset_mid_download_frees_the_connection() {
+    let c = certs();
+    let mut sim = SimNet::new(c.tls_cfg.clone(), 31);
+    let cfg = client_config(&c.ca_pem, None, None, &[]);
+    let mut client = ClientApp::new(&mut sim.client, cfg, "baton.test", vec![], 40001);
+    let mut backend = BackendApp::new(&mut sim.backend, 8 * MIB);
+    let mut steps = 0;
+    while client.downloaded.len() < 200 * 1024 && steps < 20_000 {
+        client.step(&mut sim.client);
+        backend.step(&mut sim.backend);
+        sim.step();
+        sim.advance(1);
+        steps += 1;
+    }
+    assert!(client.downloaded.len() >= 200 * 1024, "downloaded {} in {steps} steps, err {:?}, conns {:?}", client.downloaded.len(), client.error, sim.worker.describe_conns());
+    sim.client.tcp(client.sock).abort();
+    let mut after = 0;
+    while sim.worker.conn_count() > 0 && after < 30_000 {
+        sim.client.poll(sim.now_ms);
+        while let Some(f) = sim.client.dev.tx.pop_front() {
+            sim.to_worker.push_back(f);
+        }
+        backend.step(&mut sim.backend);
+        sim.step();
+        sim.advance(1);
+        after += 1;
+    }
+    assert_eq!(sim.worker.conn_count(), 0, "connection still held {after} ms after the client's reset: {:?}", sim.worker.describe_conns());
+    assert_eq!(sim.worker.source_ports_in_use(), 0);
+}
+
+/// Regression: a client that connects and never sends a ClientHello held
+/// its slot for ever. It is reset after the handshake timeout (10 s).
+#[test]
+fn silent_client_is_reset_after_the_handshake_timeout() {
+    use smoltcp::wire::{IpAddress as SIp, Ipv4Address};
+    let c = certs();
+    let mut sim = SimNet::new(c.tls_cfg.clone(), 32);
+    let h = sim.client.tcp_socket(4096);
+    let cx = sim.client.iface.context();
+    sim.client.sockets.get_mut::<smoltcp::socket::tcp::Socket>(h).connect(cx, (SIp::Ipv4(Ipv4Address::new(198, 18, 0, 2)), 443), 40002).unwrap();
+    let mut steps = 0u64;
+    let mut seen = false;
+    while steps < 15_000 {
+        sim.step();
+        seen |= sim.worker.conn_count() == 1;
+        if seen && sim.worker.conn_count() == 0 {
+            break;
+        }
+        sim.advance(1);
+        steps += 1;
+    }
+    assert!(seen, "the connection was never accepted");
+    assert_eq!(sim.worker.conn_count(), 0, "silent client still held after {steps} ms");
+    assert!((9_000..=11_000).contains(&steps), "reset after {steps} ms, not about 10 s");
+    assert_eq!(sim.worker.stats.handshake_timeouts, 1);
+}
+
+/// Regression: a client that half-closed (close_notify) right after the
+/// handshake, before the backend connection was up, was closed without
+/// ever reaching the backend.
+#[test]
+fn close_notify_right_after_the_handshake_still_gets_the_backend_response() {
+    let c = certs();
+    let cfg = client_config(&c.ca_pem, None, None, &[]);
+    let o = transfer(&c, cfg, 0, 64 * 1024, 33, false);
+    assert!(o.download_ok);
+}

@@ -30,6 +30,21 @@ pub struct BackendLeg {
     /// Give up if not established by then.
     pub connect_deadline: Instant,
     pub established_once: bool,
+    /// We reset it (the client went away).
+    pub aborted: bool,
+}
+
+/// How long a connection may take to finish its handshake, and stay idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub handshake: Duration,
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { handshake: Duration::from_secs(10), idle: Duration::from_secs(300) }
+    }
 }
 
 /// What became of a connection after a service pass.
@@ -67,6 +82,10 @@ pub struct ProxiedConn {
     pub dirty: bool,
     /// A crypto job is out on the slow path.
     job_pending: bool,
+    created: Instant,
+    /// Last time a segment arrived on either flow.
+    pub last_activity: Instant,
+    pub timeouts: Timeouts,
 }
 
 /// Where a connection's crypto jobs go.
@@ -86,7 +105,7 @@ impl JobSink for InlineJobs {
 }
 
 impl ProxiedConn {
-    pub fn new(client: TcpConn, tls_cfg: Arc<ServerConfig>) -> Self {
+    pub fn new(client: TcpConn, tls_cfg: Arc<ServerConfig>, now: Instant, timeouts: Timeouts) -> Self {
         ProxiedConn {
             client,
             tls: TlsServer::new(tls_cfg),
@@ -99,6 +118,9 @@ impl ProxiedConn {
             backend_failed: false,
             dirty: false,
             job_pending: false,
+            created: now,
+            last_activity: now,
+            timeouts,
         }
     }
 
@@ -112,7 +134,7 @@ impl ProxiedConn {
 
     /// Attaches a backend connection in SYN-SENT.
     pub fn attach_backend(&mut self, tcp: TcpConn, pool_idx: usize, deadline: Instant) {
-        self.backend = Some(BackendLeg { tcp, pool_idx, connect_deadline: deadline, established_once: false });
+        self.backend = Some(BackendLeg { tcp, pool_idx, connect_deadline: deadline, established_once: false, aborted: false });
     }
 
     /// No backend could be chosen or connected: close towards the client.
@@ -224,11 +246,12 @@ impl ProxiedConn {
             if b.tcp.is_established() {
                 b.established_once = true;
             }
-            if b.tcp.reset_received() || (!b.established_once && (b.tcp.is_closed() || now >= b.connect_deadline)) {
+            if !self.backend_failed && (b.tcp.reset_received() || (!b.established_once && (b.tcp.is_closed() || now >= b.connect_deadline))) {
                 if b.established_once {
                     stats.backend_resets += 1;
                 } else {
                     stats.backend_connect_failures += 1;
+                    log::warn!("backend {} refused or timed out for client {}", b.tcp.flow().remote, self.client.flow().remote);
                 }
                 if !b.tcp.is_closed() {
                     b.tcp.abort();
@@ -286,8 +309,11 @@ impl ProxiedConn {
                     b.tcp.close();
                     self.backend_fin_sent = true;
                 }
-                None if !self.closing => {
-                    // Client gave up before a backend was attached.
+                None if !self.closing && (self.tls.is_handshaking() || self.tls.is_failed()) => {
+                    // Client gave up during the handshake. (After it, a
+                    // client that sends its request and half-closes at once
+                    // still gets a backend: its bytes are forwarded, then
+                    // the FIN.)
                     self.begin_close();
                 }
                 _ => {}
@@ -324,11 +350,37 @@ impl ProxiedConn {
                 stats.client_resets += self.client.reset_received() as u64;
                 self.closing = true;
             }
+            // Nobody will read what the backend still sends: reset it
+            // rather than leave it writing into a closed window forever.
             if let Some(b) = self.backend.as_mut() {
-                if !self.backend_fin_sent && !b.tcp.is_closed() {
-                    b.tcp.close();
-                    self.backend_fin_sent = true;
+                if !b.tcp.is_closed() && !b.aborted {
+                    b.tcp.abort();
+                    b.aborted = true;
                 }
+                self.backend_fin_sent = true;
+            }
+        }
+
+        // 9. Timeouts: a handshake that does not finish, or a connection
+        //    with no traffic either way, is reset (an idle or half-open
+        //    client must not hold a slot for ever).
+        if !self.client.is_closed() {
+            let handshake_late = self.tls.is_handshaking() && now >= self.created + self.timeouts.handshake;
+            let idle = now >= self.last_activity + self.timeouts.idle;
+            if handshake_late || idle {
+                if handshake_late {
+                    stats.handshake_timeouts += 1;
+                } else {
+                    stats.idle_timeouts += 1;
+                }
+                self.client.abort();
+                if let Some(b) = self.backend.as_mut() {
+                    if !b.tcp.is_closed() {
+                        b.tcp.abort();
+                        b.aborted = true;
+                    }
+                }
+                self.closing = true;
             }
         }
 
@@ -355,6 +407,10 @@ impl ProxiedConn {
     /// When this connection next needs a service pass without new input.
     pub fn poll_at(&self) -> Option<Instant> {
         let mut t = self.client.poll_at();
+        if !self.client.is_closed() {
+            let limit = if self.tls.is_handshaking() { self.created + self.timeouts.handshake } else { self.last_activity + self.timeouts.idle };
+            t = min_opt(t, Some(limit));
+        }
         if let Some(b) = &self.backend {
             t = min_opt(t, b.tcp.poll_at());
             if !b.established_once && !b.tcp.is_closed() {
@@ -376,6 +432,7 @@ impl ProxiedConn {
                 w.u64(b.pool_idx as u64);
                 w.u64(b.connect_deadline.saturating_since(now).micros());
                 w.bool(b.established_once);
+                w.bool(b.aborted);
             }
             None => w.u8(0),
         }
@@ -390,6 +447,11 @@ impl ProxiedConn {
         for f in flags {
             w.bool(f);
         }
+        // Times as ages, never clock readings (DESIGN.md).
+        w.u64(now.saturating_since(self.created).micros());
+        w.u64(now.saturating_since(self.last_activity).micros());
+        w.u64(self.timeouts.handshake.micros());
+        w.u64(self.timeouts.idle.micros());
     }
 
     pub fn decode(r: &mut Reader, now: Instant, tls_cfg: Arc<ServerConfig>) -> Result<Self, DecodeError> {
@@ -403,7 +465,8 @@ impl ProxiedConn {
                 let pool_idx = r.u64()? as usize;
                 let connect_deadline = now + Duration::from_micros(r.u64()?);
                 let established_once = r.bool()?;
-                Some(BackendLeg { tcp, pool_idx, connect_deadline, established_once })
+                let aborted = r.bool()?;
+                Some(BackendLeg { tcp, pool_idx, connect_deadline, established_once, aborted })
             }
             _ => return Err(DecodeError::Invalid("backend presence")),
         };
@@ -419,6 +482,9 @@ impl ProxiedConn {
             backend_failed: r.bool()?,
             dirty: false,
             job_pending: false,
+            created: now - Duration::from_micros(r.u64()?),
+            last_activity: now - Duration::from_micros(r.u64()?),
+            timeouts: Timeouts { handshake: Duration::from_micros(r.u64()?), idle: Duration::from_micros(r.u64()?) },
         })
     }
 }

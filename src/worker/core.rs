@@ -44,6 +44,7 @@ pub struct WorkerParams {
     pub send_buffer: usize,
     /// RFC 6528 secret, shared by all workers of a host.
     pub isn_secret: [u8; 16],
+    pub timeouts: super::conn::Timeouts,
 }
 
 /// Which flow of a proxied connection a segment belongs to.
@@ -327,6 +328,7 @@ impl Worker {
     fn deliver(&mut self, flow: &FlowId, header: &TcpHeader, payload: &[u8], now: Instant) -> bool {
         let Some(&(k, side)) = self.flows.get(flow) else { return false };
         let Some(c) = self.get(k) else { return false };
+        c.last_activity = now;
         let outcome = match side {
             Side::Client => Some(c.client.on_segment(header, payload, now)),
             Side::Backend => c.backend.as_mut().map(|b| b.tcp.on_segment(header, payload, now)),
@@ -589,7 +591,7 @@ impl Worker {
         let isn = isn_rfc6528(&self.params.isn_secret, &flow, now);
         let tcp = TcpConn::accept(&self.tcp_cfg, flow, syn, isn, now);
         let owner = Owner { worker: self.id as u16, client_flow: flow, isns: (tcp.iss(), tcp.irs()) };
-        let k = self.insert(ProxiedConn::new(tcp, self.tls_cfg.clone()));
+        let k = self.insert(ProxiedConn::new(tcp, self.tls_cfg.clone(), now, self.params.timeouts));
         self.flows.insert(flow, (k, Side::Client));
         if let Some(f) = &self.fabric {
             f.directory.set(flow, owner);

@@ -17,6 +17,19 @@ pub fn load_tls(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
     let key_pem = std::fs::read(&cfg.tls.key).map_err(|e| format!("tls.key: cannot read {}: {e}", cfg.tls.key.display()))?;
     let chain = load_cert_chain_pem(&cert_pem).map_err(|e| format!("tls.cert: {}: {e}", cfg.tls.cert.display()))?;
     let key = SigningKey::from_pem(&key_pem).map_err(|e| format!("tls.key: {}: {e}", cfg.tls.key.display()))?;
+    // The leaf certificate's SubjectPublicKeyInfo carries the public key's
+    // bytes verbatim (the EC point, the Ed25519 key, the RSAPublicKey DER),
+    // so a key that does not belong to the certificate is caught here
+    // rather than as a "bad signature" on every client.
+    let pubkey = key.public_key();
+    let leaf = chain.first().map(|c| c.as_slice()).unwrap_or(&[]);
+    if pubkey.is_empty() || !leaf.windows(pubkey.len()).any(|w| w == pubkey) {
+        return Err(format!(
+            "tls.key: {} does not match the certificate {} (the leaf's public key differs)",
+            cfg.tls.key.display(),
+            cfg.tls.cert.display()
+        ));
+    }
     let alpn = cfg.tls.alpn.iter().map(|s| s.as_bytes().to_vec()).collect();
     let sc = ServerConfig::new(chain, key, alpn).map_err(|e| format!("tls: {e}"))?;
     Ok(Arc::new(sc))
@@ -203,9 +216,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     } else {
         None
     };
+    let fabric = make_fabric(&cfg)?;
     let snapshots: Snapshots = Arc::new((0..n).map(|_| std::sync::Mutex::new(Default::default())).collect());
     if let Some(addr) = &cfg.admin.listen {
-        crate::admin::start(addr, snapshots.clone()).map_err(|e| format!("admin.listen: {addr}: {e}"))?;
+        crate::admin::start(addr, snapshots.clone(), fabric.clone()).map_err(|e| format!("admin.listen: {addr}: {e}"))?;
     }
     let lc = LoopConfig {
         idle_polls_before_sleep: cfg.workers.idle_polls_before_sleep,
@@ -231,9 +245,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
             recv_buffer: cfg.tcp.recv_buffer,
             send_buffer: cfg.tcp.send_buffer,
             isn_secret,
+            timeouts: super::conn::Timeouts {
+                handshake: crate::time::Duration::from_millis(cfg.tcp.handshake_timeout_ms),
+                idle: crate::time::Duration::from_millis(cfg.tcp.idle_timeout_ms),
+            },
         };
-        let (tls, arp, pool, stop, clock, eal, snapshots) =
-            (tls.clone(), arp.clone(), pool.clone(), stop.clone(), clock.clone(), eal.clone(), snapshots.clone());
+        let (tls, arp, pool, stop, clock, eal, snapshots, fabric) =
+            (tls.clone(), arp.clone(), pool.clone(), stop.clone(), clock.clone(), eal.clone(), snapshots.clone(), fabric.clone());
         let slow = slow.as_ref().map(|s| s.handle());
         let core = cfg.workers.cores.get(id).copied();
         let t = std::thread::Builder::new()
@@ -251,6 +269,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 if let Some(h) = slow {
                     w.attach_slow_path(h);
                 }
+                w.attach_fabric(fabric);
                 // A panic must not cross into C or take the process down
                 // with ports half-configured: catch it, log it, stop.
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -285,12 +304,33 @@ pub fn run(cfg: Config) -> Result<(), String> {
     if let Err(e) = port.stop() {
         log::warn!("port stop: {e}");
     }
-    log::info!("mbufs in use at stop: {}", pool.in_use_count());
+    // Closing the port returns the mbufs its RX rings hold.
     drop(port);
+    log::info!("mbufs in use at stop: {}", pool.in_use_count());
     drop(pool);
     drop(eal);
     log::info!("baton stopped");
     Ok(())
+}
+
+/// The host's handoff fabric: session table (heap memory for now),
+/// a fresh random sealing key, host and boot ids.
+fn make_fabric(cfg: &Config) -> Result<Arc<super::handoff::Fabric>, String> {
+    use crate::entropy::Entropy;
+    use crate::session::seal::KeyRing;
+    use crate::session::table::{HeapArena, SessionTable, TableConfig};
+    let mut rng = crate::entropy::OsEntropy::new();
+    let mut hash_key = [0u8; 32];
+    rng.fill(&mut hash_key);
+    let tc = TableConfig { slots: cfg.session.table_slots, max_record: cfg.session.max_record_kib * 1024, probe: 16, hash_key };
+    let words = SessionTable::<HeapArena>::words_needed(tc.slots, tc.max_record).map_err(|e| format!("session: {e}"))?;
+    let table = SessionTable::from_words(super::handoff::DynArena(Box::new(HeapArena::new(words))), &tc)
+        .map_err(|e| format!("session: {e}"))?;
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    rng.fill(&mut key[..]);
+    let keys = KeyRing::new(1, &key, Instant::ZERO);
+    log::info!("session table: {} slots of up to {} KiB ({} MiB, heap)", tc.slots, cfg.session.max_record_kib, words * 8 >> 20);
+    Ok(Arc::new(super::handoff::Fabric::new(cfg.workers.count, 4096, table, keys, rng.u32(), rng.u64())))
 }
 
 /// [`poll_loop`], publishing counter snapshots for the admin endpoint about
@@ -309,4 +349,33 @@ fn poll_loop_published(
             s.1.set_from_stack(&w.stack().stats, &w.stack().drops);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(dir: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> Config {
+        let text = format!(
+            "[listen]\naddress = \"198.18.0.2\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[backend]\nservers = [\"198.18.0.1:8080\"]\n",
+            cert.display(),
+            key.display()
+        );
+        let p = dir.join("baton.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(&p).unwrap()
+    }
+
+    /// Regression: check-config said "ok" for a key that belongs to another
+    /// certificate; every handshake then failed with a bad signature.
+    #[test]
+    fn a_key_that_does_not_match_the_certificate_is_refused() {
+        let dir = std::env::temp_dir().join(format!("baton-keymatch-{}", std::process::id()));
+        let a = crate::demo::certs::generate(&dir.join("a"), &["a.test"], &[]).unwrap();
+        let b = crate::demo::certs::generate(&dir.join("b"), &["b.test"], &[]).unwrap();
+        assert!(load_tls(&config_with(&dir, &a.cert, &a.key)).is_ok());
+        let e = load_tls(&config_with(&dir, &a.cert, &b.key)).unwrap_err();
+        assert!(e.starts_with("tls.key:") && e.contains("does not match"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

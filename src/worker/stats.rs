@@ -31,6 +31,8 @@ worker_stats! {
     backend_resets: "established backend connections reset by the backend",
     source_ports_exhausted: "backend connects refused for lack of a source port",
     client_resets: "client connections reset by the client",
+    handshake_timeouts: "connections reset because the TLS handshake did not finish in time",
+    idle_timeouts: "connections reset after the idle timeout",
     tcp_segments_rejected: "TCP segments a connection did not accept (out of window, PAWS, ...)",
     bytes_client_to_backend: "plaintext bytes forwarded from clients to backends",
     bytes_backend_to_client: "plaintext bytes forwarded from backends to clients",

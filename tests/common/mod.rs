@@ -129,6 +129,7 @@ pub fn worker_params(workers: usize, id: usize) -> WorkerParams {
         recv_buffer: 256 * 1024,
         send_buffer: 256 * 1024,
         isn_secret: [7u8; 16],
+        timeouts: baton::worker::conn::Timeouts::default(),
     }
 }
 
