@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Two workers over net_tap: a 50 MiB curl download keeps going while the
+# worker serving it is drained through the admin endpoint; the connection
+# moves to the other worker (take-and-purge through the session table) and
+# the bytes arrive whole.
+set -uo pipefail
+here=$(dirname "$0"); . "$here/lib.bash"
+BATON=$(realpath "${1:-target/release/baton}")
+NS=baton-wk-$$
+DIR=/tmp/baton-wk-$$
+VIP=198.18.0.2
+trap 'stop_demo; ip netns del $NS 2>/dev/null; rm -rf $DIR $DIR.out $DIR.sha' EXIT
+start_demo "$BATON" "$NS" "$DIR" --workers 2 || { echo "workers_tap: 0 passed, 1 failed"; exit 1; }
+metric() { # metric NAME WORKER
+  ip netns exec "$NS" curl -s "http://127.0.0.1:9180/metrics" | awk -v m="baton_$1_total{worker=\"$2\"}" '$1 == m {print $2}'
+}
+n=$((50 << 20))
+( timeout 120 ip netns exec "$NS" curl -sS --limit-rate 15M --cacert "$DIR/ca.pem" "https://$VIP/bytes/$n" | sha256sum | cut -d' ' -f1 > "$DIR.sha" ) &
+dl=$!
+sleep 1.5
+w=""
+for i in 0 1; do [ "$(metric conns_accepted $i)" = 1 ] && w=$i; done
+check "the download is served by one worker" [ -n "$w" ]
+other=$((1 - ${w:-0}))
+check "admin drain accepted" bash -c "ip netns exec $NS curl -s -X POST 'http://127.0.0.1:9180/drain?worker=${w:-0}' | grep -q draining"
+moved=""
+for _ in $(seq 1 20); do
+  [ "$(metric conns_exported ${w:-0})" = 1 ] && [ "$(metric conns_imported $other)" = 1 ] && { moved=1; break; }
+  sleep 0.1
+done
+check "the connection moved to worker $other within 2 s" [ -n "$moved" ]
+wait $dl
+check "the 50 MiB download completes with the right SHA-256" [ "$(cat "$DIR.sha")" = "$(expected_sha $n)" ]
+check "new connections are served after the drain" bash -c "timeout 10 ip netns exec $NS curl -sS --cacert $DIR/ca.pem https://$VIP/ | grep -q 'hello from'"
+finish workers_tap
