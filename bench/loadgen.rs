@@ -241,7 +241,7 @@ fn get_bytes(s: &mut Tls, n: u64, buf: &mut Vec<u8>, table: &[u8]) -> Result<u64
         return Err(format!("GET /bytes/{n}: status {status}, length {len}"));
     }
     let mut at = 0u64;
-    let mut check = |data: &[u8], at: &mut u64| -> Result<(), String> {
+    let check = |data: &[u8], at: &mut u64| -> Result<(), String> {
         if *at + data.len() as u64 > n {
             return Err("more body than Content-Length".into());
         }
