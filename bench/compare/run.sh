@@ -170,6 +170,7 @@ measure_idle() {
   put "$srv" idle.rss_before_kb "$before"
   put "$srv" idle.rss_during_kb "$during"
   put "$srv" idle.hwm_kb "$hwm"
+  put "$srv" idle.ready "$(sed -n 's/^idle ready //p' "$OUT/$srv.idle.out")"
   log "$srv idle: RSS ${before} kB before, ${during} kB with $(sed -n 's/^idle ready //p' "$OUT/$srv.idle.out") connections open (VmHWM ${hwm} kB)"
 }
 
@@ -181,13 +182,24 @@ wait_ready() { # until one handshake + GET succeeds (max ~10 s)
   return 1
 }
 
-run_suite() { # SERVER: every measurement against the server now running
-  local srv=$1
-  measure "$srv" handshakes --seconds "$T_HS"
-  measure "$srv" resumed --seconds "$T_HS"
-  measure "$srv" latency --seconds "$T_LAT" --max 200000
-  measure "$srv" bulk --seconds "$T_BULK" --bytes "$BULK_BYTES" --max 10000
-  measure_idle "$srv"
+# run_suite SERVER: each measurement against a freshly started server
+# (start_SERVER / stop_SERVER), so no figure inherits another's state.
+# RESTART=0 runs them all against one server process instead.
+run_suite() {
+  local srv=$1 m
+  if [ "${RESTART:-1}" = 0 ]; then "start_$srv" || return 1; fi
+  for m in handshakes resumed latency bulk idle; do
+    if [ "${RESTART:-1}" != 0 ]; then "start_$srv" || return 1; fi
+    case $m in
+      handshakes) measure "$srv" handshakes --seconds "$T_HS" ;;
+      resumed) measure "$srv" resumed --seconds "$T_HS" ;;
+      latency) measure "$srv" latency --seconds "$T_LAT" --max 200000 ;;
+      bulk) measure "$srv" bulk --seconds "$T_BULK" --bytes "$BULK_BYTES" --max 10000 ;;
+      idle) measure_idle "$srv" ;;
+    esac
+    if [ "${RESTART:-1}" != 0 ]; then "stop_$srv" "$m" || return 1; fi
+  done
+  if [ "${RESTART:-1}" = 0 ]; then "stop_$srv" all || return 1; fi
   put "$srv" loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
@@ -218,11 +230,15 @@ stop_pid() {
   wait "$1" 2>/dev/null
   return 0
 }
+client_sysctls() { # NS: many short connections from one client address
+  ip netns exec "$1" sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1
+}
 
 # --- baton on net_tap in namespace A
-run_baton() {
+setup_baton_net() {
+  [ -n "${BATON_NET:-}" ] && return 0
   ip netns add $NS_A && ip -n $NS_A link set lo up || return 1
-  CNS=$NS_A; ADDR=198.18.0.2:443
+  client_sysctls $NS_A
   cat > "$OUT/baton.toml" <<TOML
 [dpdk]
 vdevs = ["net_tap0,iface=btap0"]
@@ -244,23 +260,40 @@ count = 1
 cores = [$SERVER_CORE]
 ${BATON_IDLE_SLEEP_US:+idle_sleep_us = $BATON_IDLE_SLEEP_US}
 TOML
+  BATON_NET=1
+}
+start_baton() {
+  setup_baton_net || return 1
+  CNS=$NS_A; ADDR=198.18.0.2:443
   ip netns exec $NS_A taskset -c "$SERVER_CORE" "$BATON" run --config "$OUT/baton.toml" > "$OUT/baton.log" 2>&1 &
-  local bp=$!; PIDS_BG+=($bp)
-  for _ in $(seq 1 200); do ip -n $NS_A link show btap0 >/dev/null 2>&1 && break; kill -0 $bp 2>/dev/null || break; sleep 0.1; done
+  BP=$!; PIDS_BG+=($BP)
+  for _ in $(seq 1 200); do ip -n $NS_A link show btap0 >/dev/null 2>&1 && break; kill -0 $BP 2>/dev/null || break; sleep 0.1; done
   ip -n $NS_A addr add 198.18.0.1/24 dev btap0 && ip -n $NS_A link set btap0 up || { log "baton did not come up"; cat "$OUT/baton.log" >&2; return 1; }
+  # Backends bind the kernel-side address, which exists once the TAP does.
+  local n0=${#PIDS_BG[@]}
   start_backends $NS_A 198.18.0.1
-  SPIDS=$bp
+  BATON_BACKENDS=("${PIDS_BG[@]:$n0}")
+  SPIDS=$BP
   wait_ready || { log "baton does not answer"; tail -20 "$OUT/baton.log" >&2; return 1; }
-  log "baton up (pid $bp, $(cat /proc/$bp/comm), core $SERVER_CORE)"
-  run_suite baton
-  stop_pid $bp
-  grep -E 'worker 0 (stopped|drops|io)|mbufs in use|panic|ERROR' "$OUT/baton.log" | sed 's/^/    /' >&2
+}
+stop_baton() { # MODE
+  stop_pid $BP
+  local p; for p in "${BATON_BACKENDS[@]}"; do stop_pid "$p"; done
+  cp "$OUT/baton.log" "$OUT/baton.$1.log"
+  grep -E 'stopping, closing|worker 0 (stopped|drops|io)|mbufs in use|panic|ERROR' "$OUT/baton.log" | sed "s/^.*\] /    baton after $1: /" >&2
   grep -q 'baton stopped' "$OUT/baton.log" || { log "baton: no clean stop (no 'baton stopped' in its log)"; FAILED=1; }
   # The count is taken after port stop but before the port is closed, so
   # net_tap's pre-filled RX ring (up to its descriptor count) still shows.
   local inuse; inuse=$(sed -n 's/.*mbufs in use at stop: \([0-9]*\).*/\1/p' "$OUT/baton.log")
   [ "${inuse:-0}" -le 1024 ] || { log "baton: $inuse mbufs in use at stop (more than net_tap's RX ring)"; FAILED=1; }
-  ip netns del $NS_A
+  # Connections baton still held when told to stop, with no client left.
+  put baton "$1.open_at_stop" "$(sed -n 's/.*stopping, closing \([0-9]*\) connections.*/\1/p' "$OUT/baton.log" | head -1)"
+  # A fresh namespace for the next start: the kernel side (client and
+  # backends) would otherwise keep TIME_WAIT/FIN_WAIT_2 sockets on the
+  # 4-tuples a restarted baton reuses first (its backend source ports start
+  # at the same place every run), which costs 1 s SYN retransmissions.
+  ip netns del $NS_A 2>/dev/null; BATON_NET=""
+  return 0
 }
 
 # --- peers: namespaces S and C joined by a veth pair at MTU 1500
@@ -271,14 +304,12 @@ setup_peer_net() {
   ip link add bcmp$$s netns $NS_S type veth peer name bcmp$$c netns $NS_C || return 1
   ip -n $NS_S link set bcmp$$s mtu 1500 up; ip -n $NS_C link set bcmp$$c mtu 1500 up
   ip -n $NS_S addr add 198.18.1.2/24 dev bcmp$$s; ip -n $NS_C addr add 198.18.1.1/24 dev bcmp$$c
-  # Many short connections from one client address: widen and reuse ports.
-  ip netns exec $NS_C sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1
-  ip netns exec $NS_S sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1
+  client_sysctls $NS_C; client_sysctls $NS_S
   start_backends $NS_C 198.18.1.1
   PEER_NET=1
 }
 
-run_nginx() {
+start_nginx() {
   setup_peer_net || return 1
   CNS=$NS_C; ADDR=198.18.1.2:443
   mkdir -p "$OUT/nginx"
@@ -308,15 +339,14 @@ $(backend_list 198.18.1.1 nginx)
 CONF
   ip netns exec $NS_S taskset -c "$SERVER_CORE" nginx -p "$OUT/nginx" -e "$OUT/nginx/error.log" -c "$OUT/nginx/nginx.conf" \
     > "$OUT/nginx/stdout.log" 2>&1 &
-  local np=$!; PIDS_BG+=($np)
+  NP=$!; PIDS_BG+=($NP)
   wait_ready || { log "nginx does not answer"; cat "$OUT/nginx/error.log" "$OUT/nginx/stdout.log" >&2; return 1; }
-  SPIDS="$np $(pgrep -P $np | tr '\n' ' ')"
-  log "nginx up (processes $SPIDS, core $SERVER_CORE)"
-  run_suite nginx
-  stop_pid $np
+  SPIDS="$NP $(pgrep -P $NP | tr '\n' ' ')"
+  return 0
 }
+stop_nginx() { stop_pid $NP; }
 
-run_haproxy() {
+start_haproxy() {
   setup_peer_net || return 1
   CNS=$NS_C; ADDR=198.18.1.2:443
   cat > "$OUT/haproxy.cfg" <<CONF
@@ -337,21 +367,20 @@ backend be
 $(backend_list 198.18.1.1 haproxy)
 CONF
   ip netns exec $NS_S taskset -c "$SERVER_CORE" haproxy -db -f "$OUT/haproxy.cfg" > "$OUT/haproxy.log" 2>&1 &
-  local hp=$!; PIDS_BG+=($hp)
+  HP=$!; PIDS_BG+=($HP)
   wait_ready || { log "haproxy does not answer"; cat "$OUT/haproxy.log" >&2; return 1; }
-  SPIDS="$hp $(pgrep -P $hp | tr '\n' ' ')"
-  log "haproxy up (processes $SPIDS, core $SERVER_CORE)"
-  run_suite haproxy
-  stop_pid $hp
+  SPIDS="$HP $(pgrep -P $HP | tr '\n' ' ')"
+  return 0
 }
+stop_haproxy() { stop_pid $HP; }
 
 RAN=""
 for s in $SERVERS; do
   case $s in
-    baton) run_baton || { FAILED=1; log "baton run failed"; } ; RAN="$RAN baton" ;;
-    nginx) if have_nginx; then run_nginx || { FAILED=1; log "nginx run failed"; }; RAN="$RAN nginx"
+    baton) run_suite baton || { FAILED=1; log "baton run failed"; } ; RAN="$RAN baton" ;;
+    nginx) if have_nginx; then run_suite nginx || { FAILED=1; log "nginx run failed"; }; RAN="$RAN nginx"
            else log "nginx (with libnginx-mod-stream) not installed: skipped"; fi ;;
-    haproxy) if have_haproxy; then run_haproxy || { FAILED=1; log "haproxy run failed"; }; RAN="$RAN haproxy"
+    haproxy) if have_haproxy; then run_suite haproxy || { FAILED=1; log "haproxy run failed"; }; RAN="$RAN haproxy"
              else log "haproxy not installed: skipped"; fi ;;
     *) log "unknown server $s"; FAILED=1 ;;
   esac

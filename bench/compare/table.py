@@ -52,6 +52,9 @@ def bottleneck(srv, mode):
         return "server"
     if (core or 0) >= 0.85 or (cu or 0) >= 0.85:
         return "client"
+    p99 = kv(srv, mode).get("p99_us")
+    if mode != "bulk" and p99 and int(p99) >= 900_000:
+        return "neither (stalls: p99 >= 0.9 s)"
     return "neither"
 
 
@@ -90,18 +93,26 @@ def cpu_per_gib(srv):
     return cpu / (float(d["bytes"]) / (1 << 30))
 
 
+def idle_opened(srv):
+    try:
+        return int(R.get((srv, "idle.ready"), "0") or 0)
+    except ValueError:
+        return 0
+
+
 def idle_per_10k(srv):
-    if not ok(srv, "idle"):
+    b, d, k = num(srv, "idle.rss_before_kb"), num(srv, "idle.rss_during_kb"), idle_opened(srv)
+    if b is None or d is None or k == 0:
         return None
-    b, d = num(srv, "idle.rss_before_kb"), num(srv, "idle.rss_during_kb")
-    if b is None or d is None:
-        return None
-    return (d - b) / 1024.0 / idle_conns * 10000
+    v = (d - b) / 1024.0 / k * 10000
+    return v if ok(srv, "idle") else f"FAILED ({v:.1f} with {k} open)"
 
 
 def idle_total(srv):
-    d = num(srv, "idle.rss_during_kb")
-    return d / 1024.0 if ok(srv, "idle") and d is not None else None
+    d, k = num(srv, "idle.rss_during_kb"), idle_opened(srv)
+    if d is None or k == 0:
+        return None
+    return d / 1024.0 if ok(srv, "idle") else f"FAILED ({d / 1024.0:.0f} with {k} open)"
 
 
 rows = [
@@ -157,4 +168,8 @@ print()
 print("bottleneck (server >= 85% of its core; client: client core >= 85%):")
 for s in servers:
     print(f"  {s}: " + ", ".join(f"{m} {bottleneck(s, m)}" for m in ["handshakes", "resumed", "latency", "bulk", "idle"])
-          + f"; load average during run {R.get((s, 'loadavg'), '?')}")
+          + f"; load average after run {R.get((s, 'loadavg'), '?')}")
+if "baton" in servers:
+    left = [(m, R.get(("baton", m + ".open_at_stop"), "")) for m in ["handshakes", "resumed", "latency", "bulk", "idle"]]
+    print("baton: connections still open when stopped after each figure (every client had closed): "
+          + ", ".join(f"{m} {v or '?'}" for m, v in left))
