@@ -113,6 +113,14 @@ core_busy_ticks() { # busy ticks of one core (all processes, irq and softirq inc
   awk -v c="cpu$1" '$1==c{print $2+$3+$4+$7+$8+$9}' /proc/stat
 }
 now() { date +%s.%N; }
+thread_ticks() { # PIDS...: "pid/comm ticks" per thread (utime+stime)
+  local t f p
+  for p in "$@"; do for t in /proc/$p/task/*; do
+    f=$(cat "$t/stat" 2>/dev/null) || continue
+    f=${f##*) }
+    echo "$p/$(tr ' ' '_' < "$t/comm") $(echo "$f" | awk '{print $12 + $13}')"
+  done; done
+}
 field() { # field KEY LINE
   sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"
 }
@@ -122,6 +130,7 @@ field() { # field KEY LINE
 measure() {
   local srv=$1 mode=$2; shift 2
   local c0 c1 b0 b1 k0 k1 t0 t1 line rc
+  local th0; th0=$(thread_ticks $SPIDS)
   c0=$(cpu_ticks $SPIDS); b0=$(core_busy_ticks $SERVER_CORE); k0=$(core_busy_ticks $CLIENT_CORE); t0=$(now)
   ip netns exec "$CNS" taskset -c "$CLIENT_CORE" "$LOADGEN" "$mode" --addr "$ADDR" --ca "$OUT/ca.pem" --threads "$THREADS" "$@" \
     > "$OUT/$srv.$mode.out" 2> "$OUT/$srv.$mode.err"
@@ -129,6 +138,9 @@ measure() {
   c1=$(cpu_ticks $SPIDS); b1=$(core_busy_ticks $SERVER_CORE); k1=$(core_busy_ticks $CLIENT_CORE); t1=$(now)
   line=$(grep '^result ' "$OUT/$srv.$mode.out" | tail -1)
   record "$srv" "$mode" "$rc" "$line" "$c0" "$c1" "$t0" "$t1" "$b0" "$b1" "$k0" "$k1"
+  # Where the server's CPU went, per thread (name: seconds).
+  put "$srv" "$mode.threads" "$(join <(echo "$th0" | sort) <(thread_ticks $SPIDS | sort) |
+    awk -v hz=$HZ '{d=($3-$2)/hz; if (d>0.005) printf "%s %.2f s, ", $1, d}' | sed 's/, $//')"
 }
 record() {
   local srv=$1 mode=$2 rc=$3 line=$4 c0=$5 c1=$6 t0=$7 t1=$8 b0=$9 b1=${10} k0=${11} k1=${12}

@@ -173,3 +173,6 @@ if "baton" in servers:
     left = [(m, R.get(("baton", m + ".open_at_stop"), "")) for m in ["handshakes", "resumed", "latency", "bulk", "idle"]]
     print("baton: connections still open when stopped after each figure (every client had closed): "
           + ", ".join(f"{m} {v or '?'}" for m, v in left))
+print("server CPU per thread (pid/name), bulk figure:")
+for s in servers:
+    print(f"  {s}: {R.get((s, 'bulk.threads'), '?')}")
