@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# bench/smoke.sh: every benchmark harness for a second or two with a tiny
+# workload, so they cannot rot (ci/test calls this; the full runs are for
+# people, see bench/README.md). Exits non-zero if any harness fails.
+# Peers (nginx, HAProxy) that are not installed are skipped with a message;
+# baton's own path always runs. Needs root and DPDK (ci/setup).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+rc=0
+[ -x "$CARGO_TARGET_DIR/release/baton" ] || cargo build --release --locked --bin baton || exit 1
+cargo build --release --locked --example loadgen || exit 1
+export BATON=$CARGO_TARGET_DIR/release/baton LOADGEN=$CARGO_TARGET_DIR/release/examples/loadgen
+
+echo "== bench smoke: null_rate (1 s)"
+timeout 60 bench/null_rate.sh 1 1 || { echo "bench smoke: null_rate FAILED"; rc=1; }
+
+echo "== bench smoke: compare --smoke (baton; nginx and HAProxy if installed)"
+timeout 120 bench/compare/run.sh --smoke || { echo "bench smoke: compare FAILED"; rc=1; }
+
+[ $rc = 0 ] && echo "bench smoke: ok" || echo "bench smoke: FAILED"
+exit $rc
