@@ -203,3 +203,30 @@ fn close_notify_right_after_the_handshake_still_gets_the_backend_response() {
     let o = transfer(&c, cfg, 0, 64 * 1024, 33, false);
     assert!(o.download_ok);
 }
+
+/// Regression: when the backend closed first, baton passed close_notify and
+/// FIN to the client but never sent its FIN to the backend (whose flow was
+/// in CLOSE-WAIT, not ESTABLISHED), so every such connection stayed in the
+/// table for good (found by bench/compare: 3,178 left after a run).
+#[test]
+fn backend_closing_first_ends_the_whole_connection() {
+    let c = certs();
+    let mut sim = SimNet::new(c.tls_cfg.clone(), 34);
+    let cfg = client_config(&c.ca_pem, None, None, &[]);
+    let mut client = ClientApp::new(&mut sim.client, cfg, "baton.test", b"GET / HTTP/1.0\r\n\r\n".to_vec(), 40003);
+    client.close_after_server = true;
+    let mut backend = BackendApp::new(&mut sim.backend, 100_000);
+    backend.close_first = true;
+    let mut steps = 0;
+    while steps < 30_000 && !(client.done() && sim.worker.conn_count() == 0) {
+        client.step(&mut sim.client);
+        backend.step(&mut sim.backend);
+        sim.step();
+        sim.advance(1);
+        steps += 1;
+    }
+    assert!(client.got_close, "no close_notify");
+    assert_eq!(sha256_hex(&client.downloaded), sha256_hex(&pattern(100_000)));
+    assert_eq!(sim.worker.conn_count(), 0, "connection left after {steps} ms: {:?}", sim.worker.describe_conns());
+    assert_eq!(sim.worker.source_ports_in_use(), 0);
+}

@@ -35,6 +35,11 @@ struct Run {
 fn setup(n: usize, up: usize, down: usize, seed: u64) -> Run {
     let (ca, cfg) = tls();
     let mut sim = MultiSim::new(cfg, n, seed);
+    // Move on every frame the RSS model sends elsewhere (production waits
+    // 100 ms after a move before pulling a connection again).
+    for w in sim.workers.iter_mut() {
+        w.set_move_settle(baton::time::Duration::ZERO);
+    }
     let mut upload = vec![0u8; up];
     SeededEntropy::new(seed).fill(&mut upload);
     let client = ClientApp::new(&mut sim.client, client_config(&ca, None, None, &[]), "baton.test", upload.clone(), 40000);

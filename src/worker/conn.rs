@@ -305,7 +305,8 @@ impl ProxiedConn {
         let client_eof = self.tls.received_close_notify() || self.client.peer_fin();
         if client_eof && self.tls.plaintext_len() == 0 && self.client.recv_len() == 0 {
             match self.backend.as_mut() {
-                Some(b) if b.tcp.is_established() && !self.backend_fin_sent => {
+                // Established, or CLOSE-WAIT when the backend closed first.
+                Some(b) if b.established_once && !b.tcp.is_closed() && !self.backend_fin_sent => {
                     b.tcp.close();
                     self.backend_fin_sent = true;
                 }

@@ -93,6 +93,7 @@ pub struct Worker {
     /// Round-robin cursor for drain targets.
     drain_next: usize,
     record_buf: Vec<u8>,
+    move_settle: Duration,
 }
 
 /// Most frames held while waiting for a yield, per flow and in all.
@@ -102,6 +103,9 @@ const HELD_TOTAL: usize = 4096;
 const YIELD_TIMEOUT: Duration = Duration::from_millis(200);
 /// How long a connection record may wait in the table to be taken.
 const CONN_RECORD_TTL: Duration = Duration::from_secs(5);
+/// A connection that moved less than this ago is not asked to move again;
+/// frames that reach another worker meanwhile are forwarded to it.
+const MOVE_SETTLE: Duration = Duration::from_millis(100);
 /// Most times a frame is forwarded between workers.
 const MAX_HOPS: u8 = 3;
 
@@ -173,6 +177,7 @@ impl Worker {
             yield_asked: HashMap::new(),
             drain_next: 0,
             record_buf: Vec::new(),
+            move_settle: MOVE_SETTLE,
         }
     }
 
@@ -182,6 +187,12 @@ impl Worker {
         let id = SealerId { host: fabric.host, boot: fabric.boot, worker: self.id as u32 };
         self.sealer = Some(Sealer::new(&fabric.keys, id));
         self.fabric = Some(fabric);
+    }
+
+    /// How long a connection that just moved is left where it is (frames
+    /// for it are forwarded meanwhile). Tests set 0 to move on every frame.
+    pub fn set_move_settle(&mut self, d: Duration) {
+        self.move_settle = d;
     }
 
     /// Frames held while waiting for owners to yield, and open yield asks.
@@ -349,7 +360,11 @@ impl Worker {
         // never take one meant for another (it would race that worker's
         // adopt and strand the frames it holds).
         let to = owner.worker as usize;
-        if f.is_draining(self.id) || hops > 0 || f.is_draining(to) {
+        // Hysteresis: a connection that just moved is not pulled back at
+        // once (on net_tap the NIC follows the new owner's transmissions a
+        // moment later; a frame or two still arrive at the old queue).
+        let settling = now.saturating_since(owner.since) < self.move_settle;
+        if f.is_draining(self.id) || hops > 0 || f.is_draining(to) || settling {
             if hops >= MAX_HOPS || !f.send(to, Msg::Frame { bytes: frame.to_vec(), hops: hops + 1 }) {
                 self.stats.handoff_frames_dropped += 1;
             } else {
@@ -421,7 +436,7 @@ impl Worker {
             // We own both flows now.
             let &(k, _) = self.flows.get(&cf).expect("just imported");
             let bf = self.get(k).and_then(|c| c.backend_flow());
-            let me = Owner { worker: self.id as u16, client_flow: cf, isns };
+            let me = Owner { worker: self.id as u16, client_flow: cf, isns, since: now };
             f.directory.set(cf, me);
             if let Some(bf) = bf {
                 f.directory.set(bf, me);
@@ -447,7 +462,7 @@ impl Worker {
         if c.job_pending() {
             return false;
         }
-        let owner = Owner { worker: to as u16, client_flow: *client_flow, isns: (c.client.iss(), c.client.irs()) };
+        let owner = Owner { worker: to as u16, client_flow: *client_flow, isns: (c.client.iss(), c.client.irs()), since: now };
         let bf = c.backend_flow();
         let mut w = Writer::with_capacity(4096);
         c.encode(now, &mut w);
@@ -590,7 +605,7 @@ impl Worker {
         }
         let isn = isn_rfc6528(&self.params.isn_secret, &flow, now);
         let tcp = TcpConn::accept(&self.tcp_cfg, flow, syn, isn, now);
-        let owner = Owner { worker: self.id as u16, client_flow: flow, isns: (tcp.iss(), tcp.irs()) };
+        let owner = Owner { worker: self.id as u16, client_flow: flow, isns: (tcp.iss(), tcp.irs()), since: now };
         let k = self.insert(ProxiedConn::new(tcp, self.tls_cfg.clone(), now, self.params.timeouts));
         self.flows.insert(flow, (k, Side::Client));
         if let Some(f) = &self.fabric {
@@ -623,7 +638,7 @@ impl Worker {
         self.pool.connected(idx);
         let mut owner = None;
         if let Some(c) = self.get(k) {
-            owner = Some(Owner { worker: 0, client_flow: c.client_flow(), isns: (c.client.iss(), c.client.irs()) });
+            owner = Some(Owner { worker: 0, client_flow: c.client_flow(), isns: (c.client.iss(), c.client.irs()), since: now });
             c.attach_backend(tcp, idx, deadline);
         }
         self.flows.insert(flow, (k, Side::Backend));

@@ -46,6 +46,8 @@ pub struct Owner {
     /// client's): with the 4-tuple they name the connection, since ports
     /// get reused (DESIGN.md, "Vocabulary").
     pub isns: (u32, u32),
+    /// When this owner got the connection (accept or import).
+    pub since: crate::time::Instant,
 }
 
 /// The per-flow owner directory: written when a connection is created,

@@ -49,6 +49,8 @@ pub struct ClientApp {
     pub error: Option<String>,
     connected: bool,
     local_port: u16,
+    /// Send close_notify only after the server's (the backend closes first).
+    pub close_after_server: bool,
 }
 
 impl ClientApp {
@@ -68,6 +70,7 @@ impl ClientApp {
             error: None,
             connected: false,
             local_port,
+            close_after_server: false,
         }
     }
 
@@ -147,7 +150,7 @@ impl ClientApp {
                     self.conn.write_tls(&mut self.out_pending).unwrap();
                 }
             }
-            if self.uploaded == self.upload.len() && !self.sent_close {
+            if self.uploaded == self.upload.len() && !self.sent_close && (!self.close_after_server || self.got_close) {
                 self.conn.send_close_notify();
                 self.sent_close = true;
             }
@@ -168,6 +171,8 @@ impl ClientApp {
 /// The backend: sends `to_send` bytes of the backend pattern, hashes what
 /// it receives, closes after the client's FIN once everything is sent.
 pub struct BackendApp {
+    /// Close as soon as everything is sent, without waiting for the client.
+    pub close_first: bool,
     pub sock: SocketHandle,
     pub received: Vec<u8>,
     pub to_send: usize,
@@ -180,7 +185,7 @@ impl BackendApp {
     pub fn new(host: &mut Host, to_send: usize) -> BackendApp {
         let sock = host.tcp_socket(128 * 1024);
         host.tcp(sock).listen(BACKEND_PORT).unwrap();
-        BackendApp { sock, received: Vec::new(), to_send, sent: 0, closed: false, accepted: false }
+        BackendApp { close_first: false, sock, received: Vec::new(), to_send, sent: 0, closed: false, accepted: false }
     }
 
     pub fn step(&mut self, host: &mut Host) {
@@ -207,7 +212,7 @@ impl BackendApp {
             }
             self.sent += n;
         }
-        if self.accepted && !sock.may_recv() && self.sent == self.to_send && !self.closed {
+        if self.accepted && (self.close_first || !sock.may_recv()) && self.sent == self.to_send && !self.closed {
             sock.close();
             self.closed = true;
         }

@@ -23,12 +23,16 @@ for i in 0 1; do [ "$(metric conns_accepted $i)" = 1 ] && w=$i; done
 check "the download is served by one worker" [ -n "$w" ]
 other=$((1 - ${w:-0}))
 check "admin drain accepted" bash -c "ip netns exec $NS curl -s -X POST 'http://127.0.0.1:9180/drain?worker=${w:-0}' | grep -q draining"
+held() { # connections worker $1 holds now
+  echo $(( $(metric conns_accepted $1) + $(metric conns_imported $1) - $(metric conns_exported $1) - $(metric conns_closed $1) ))
+}
 moved=""
 for _ in $(seq 1 20); do
-  [ "$(metric conns_exported ${w:-0})" = 1 ] && [ "$(metric conns_imported $other)" = 1 ] && { moved=1; break; }
+  [ "$(held ${w:-0})" = 0 ] && [ "$(held $other)" = 1 ] && { moved=1; break; }
   sleep 0.1
 done
 check "the connection moved to worker $other within 2 s" [ -n "$moved" ]
+[ -n "$moved" ] || ip netns exec "$NS" curl -s "http://127.0.0.1:9180/metrics" | grep -E 'conns_(exported|imported|accepted|closed)|handoff|yield' | grep -v '^#' 
 wait $dl
 check "the 50 MiB download completes with the right SHA-256" [ "$(cat "$DIR.sha")" = "$(expected_sha $n)" ]
 check "new connections are served after the drain" bash -c "timeout 10 ip netns exec $NS curl -sS --cacert $DIR/ca.pem https://$VIP/ | grep -q 'hello from'"
