@@ -434,7 +434,8 @@ impl Worker {
             self.yield_asked.remove(&cf);
             let isns = owner.isns;
             // We own both flows now.
-            let &(k, _) = self.flows.get(&cf).expect("just imported");
+            // import_conn just inserted it; never panic a worker if not.
+            let Some(&(k, _)) = self.flows.get(&cf) else { return false };
             let bf = self.get(k).and_then(|c| c.backend_flow());
             let me = Owner { worker: self.id as u16, client_flow: cf, isns, since: now };
             f.directory.set(cf, me);
