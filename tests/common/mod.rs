@@ -108,9 +108,20 @@ impl Host {
     }
 }
 
-/// Where a frame goes on the segment, by destination MAC.
-fn dest_of(frame: &[u8]) -> Option<[u8; 6]> {
-    frame.get(0..6).map(|d| d.try_into().unwrap())
+/// Delivers a frame on the segment by destination MAC (broadcast to all
+/// but the sender): to baton's queue, the client host or the backend host.
+pub fn route(from: [u8; 6], frame: Vec<u8>, baton: &mut VecDeque<Vec<u8>>, client: &mut Host, backend: &mut Host) {
+    let dst: Option<[u8; 6]> = frame.get(0..6).map(|d| d.try_into().unwrap());
+    let bcast = dst == Some([0xff; 6]);
+    if (bcast || dst == Some(BATON_MAC)) && from != BATON_MAC {
+        baton.push_back(frame.clone());
+    }
+    if (bcast || dst == Some(CLIENT_MAC)) && from != CLIENT_MAC {
+        client.dev.rx.push_back(frame.clone());
+    }
+    if (bcast || dst == Some(BACKEND_MAC)) && from != BACKEND_MAC {
+        backend.dev.rx.push_back(frame);
+    }
 }
 
 pub fn worker_params(workers: usize, id: usize) -> WorkerParams {
@@ -169,17 +180,7 @@ impl SimNet {
     }
 
     fn deliver(&mut self, from: [u8; 6], frame: Vec<u8>) {
-        let dst = dest_of(&frame);
-        let bcast = dst == Some([0xff; 6]);
-        if (bcast || dst == Some(BATON_MAC)) && from != BATON_MAC {
-            self.to_worker.push_back(frame.clone());
-        }
-        if (bcast || dst == Some(CLIENT_MAC)) && from != CLIENT_MAC {
-            self.client.dev.rx.push_back(frame.clone());
-        }
-        if (bcast || dst == Some(BACKEND_MAC)) && from != BACKEND_MAC {
-            self.backend.dev.rx.push_back(frame);
-        }
+        route(from, frame, &mut self.to_worker, &mut self.client, &mut self.backend);
     }
 
     /// Runs the three hosts once at the current time. Returns how many

@@ -87,17 +87,7 @@ impl MultiSim {
             }
             self.trace.push_back(line);
         }
-        let dst: [u8; 6] = frame[0..6].try_into().unwrap();
-        let bcast = dst == [0xff; 6];
-        if (bcast || dst == BATON_MAC) && from != BATON_MAC {
-            self.to_baton.push_back(frame.clone());
-        }
-        if (bcast || dst == CLIENT_MAC) && from != CLIENT_MAC {
-            self.client.dev.rx.push_back(frame.clone());
-        }
-        if (bcast || dst == BACKEND_MAC) && from != BACKEND_MAC {
-            self.backend.dev.rx.push_back(frame);
-        }
+        super::route(from, frame, &mut self.to_baton, &mut self.client, &mut self.backend);
     }
 
     /// One step: hosts run, frames for baton go to `steer(frame_no, frame)`,
