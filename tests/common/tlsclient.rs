@@ -135,7 +135,6 @@ impl ClientApp {
                 }
             }
         }
-        true
     }
 
     fn write_side(&mut self, host: &mut Host) {
