@@ -31,6 +31,17 @@ impl SourcePorts {
         SourcePorts { start: start as u16, end: end as u16, cursor: start as u16, used: HashSet::new() }
     }
 
+    /// Starts handing out ports at `offset` into the slice (modulo its
+    /// size), so a restarted baton does not walk the same ports in the
+    /// same order into a backend's leftover TIME-WAIT sockets.
+    pub fn start_at(mut self, offset: u32) -> Self {
+        let n = (self.end - self.start) as u32;
+        if n > 0 {
+            self.cursor = self.start + (offset % n) as u16;
+        }
+        self
+    }
+
     /// Which worker's slice a port is in.
     pub fn owner_of(port: u16, workers: usize) -> Option<usize> {
         if !(RANGE_START..RANGE_END).contains(&port) {
@@ -81,6 +92,14 @@ mod tests {
         assert_eq!(SourcePorts::owner_of(a.start, 2), Some(0));
         assert_eq!(SourcePorts::owner_of(b.end - 1, 2), Some(1));
         assert_eq!(SourcePorts::owner_of(80, 2), None);
+    }
+
+    #[test]
+    fn start_offset_stays_inside_the_slice() {
+        let be = Endpoint::new(IpAddress::v4(198, 18, 0, 1), 80);
+        let mut p = SourcePorts::for_worker(1, 2).start_at(u32::MAX);
+        let got = p.allocate(be).unwrap();
+        assert_eq!(SourcePorts::owner_of(got, 2), Some(1));
     }
 
     #[test]

@@ -140,7 +140,8 @@ fn key_of(tag: u64) -> ConnKey {
 }
 
 impl Worker {
-    pub fn new(params: WorkerParams, tls_cfg: Arc<ServerConfig>, arp: Arc<ArpCache>, rng: Box<dyn Entropy + Send>) -> Self {
+    pub fn new(params: WorkerParams, tls_cfg: Arc<ServerConfig>, arp: Arc<ArpCache>, mut rng: Box<dyn Entropy + Send>) -> Self {
+        let port_offset = rng.u32();
         let stack = Stack::new(
             StackConfig {
                 prefix_len: params.prefix_len,
@@ -155,7 +156,7 @@ impl Worker {
         Worker {
             id: params.id,
             pool: BackendPool::new(params.backends.iter().copied()),
-            ports: SourcePorts::for_worker(params.id, params.workers),
+            ports: SourcePorts::for_worker(params.id, params.workers).start_at(port_offset),
             stack,
             tls_cfg,
             tcp_cfg,

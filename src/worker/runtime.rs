@@ -48,7 +48,7 @@ pub struct LoopConfig {
 /// Then every connection is closed (close_notify + FIN) and the loop keeps
 /// running until they are gone or `drain_timeout_ms` passes.
 pub fn poll_loop(worker: &mut Worker, io: &mut dyn FrameIo, clock: &MonotonicClock, stop: &AtomicBool, lc: LoopConfig) {
-    poll_loop_with(worker, io, clock, stop, lc, &mut |_| {})
+    poll_loop_with(worker, io, clock, stop, lc, &mut |_, _| {})
 }
 
 /// [`poll_loop`] with a hook called about every 100 ms.
@@ -58,8 +58,9 @@ pub fn poll_loop_with(
     clock: &MonotonicClock,
     stop: &AtomicBool,
     lc: LoopConfig,
-    every_100ms: &mut dyn FnMut(&Worker),
+    every_100ms: &mut dyn FnMut(&Worker, &LoopTotals),
 ) {
+    let mut totals = LoopTotals::default();
     let mut last_hook = Instant::ZERO;
     let mut idle = 0u32;
     let mut stopping_since: Option<Instant> = None;
@@ -67,7 +68,7 @@ pub fn poll_loop_with(
     loop {
         let now = clock.now();
         if now.saturating_since(last_hook).millis() >= 100 {
-            every_100ms(worker);
+            every_100ms(worker, &totals);
             last_hook = now;
         }
         if stopping_since.is_none() && stop.load(Ordering::Relaxed) {
@@ -83,12 +84,21 @@ pub fn poll_loop_with(
         // Frames the worker emits are collected in a reused arena (no
         // allocation per packet once warm), then copied into mbufs.
         out.clear();
-        let n = io.rx_burst(&mut |frame| worker.handle_frame(frame, now, &mut |f| out.push(f)));
+        let mut rx_bytes = 0u64;
+        let n = io.rx_burst(&mut |frame| {
+            rx_bytes += frame.len() as u64;
+            worker.handle_frame(frame, now, &mut |f| out.push(f))
+        });
         worker.poll(now, &mut |f| out.push(f));
         let sent = out.len();
         for f in out.iter() {
-            io.tx_frame(f);
+            if io.tx_frame(f) {
+                totals.tx_frames += 1;
+                totals.tx_bytes += f.len() as u64;
+            }
         }
+        totals.rx_frames += n as u64;
+        totals.rx_bytes += rx_bytes;
         io.flush();
         if n == 0 && sent == 0 {
             idle = idle.saturating_add(1);
@@ -105,6 +115,15 @@ pub fn poll_loop_with(
             idle = 0;
         }
     }
+}
+
+/// Frames and bytes a poll loop moved, for the metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoopTotals {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
 }
 
 /// Frames queued for transmission in one loop iteration, back to back in
@@ -343,10 +362,14 @@ fn poll_loop_published(
     lc: LoopConfig,
     snap: &std::sync::Mutex<(super::stats::WorkerStats, crate::metrics::Counters)>,
 ) {
-    poll_loop_with(w, io, clock, stop, lc, &mut |w: &Worker| {
+    poll_loop_with(w, io, clock, stop, lc, &mut |w: &Worker, t: &LoopTotals| {
         if let Ok(mut s) = snap.lock() {
             s.0 = w.stats;
             s.1.set_from_stack(&w.stack().stats, &w.stack().drops);
+            s.1.rx_frames = t.rx_frames;
+            s.1.rx_bytes = t.rx_bytes;
+            s.1.tx_frames = t.tx_frames;
+            s.1.tx_bytes = t.tx_bytes;
         }
     });
 }

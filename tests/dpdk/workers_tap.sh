@@ -36,4 +36,5 @@ check "the connection moved to worker $other within 2 s" [ -n "$moved" ]
 wait $dl
 check "the 50 MiB download completes with the right SHA-256" [ "$(cat "$DIR.sha")" = "$(expected_sha $n)" ]
 check "new connections are served after the drain" bash -c "timeout 10 ip netns exec $NS curl -sS --cacert $DIR/ca.pem https://$VIP/ | grep -q 'hello from'"
+check "frame counters are published on /metrics (regression: always 0)" bash -c "[ \"\$(ip netns exec $NS curl -s http://127.0.0.1:9180/metrics | awk '\$1 ~ /^baton_rx_frames_total/ {s+=\$2} END {print s+0}')\" -gt 0 ]"
 finish workers_tap
