@@ -18,5 +18,8 @@ timeout 60 bench/null_rate.sh 1 1 || { echo "bench smoke: null_rate FAILED"; rc=
 echo "== bench smoke: compare --smoke (baton; nginx and HAProxy if installed)"
 timeout 120 bench/compare/run.sh --smoke || { echo "bench smoke: compare FAILED"; rc=1; }
 
+echo "== bench smoke: slowpath (1 s per setting)"
+timeout 120 bench/slowpath.sh 1 2 || { echo "bench smoke: slowpath FAILED"; rc=1; }
+
 [ $rc = 0 ] && echo "bench smoke: ok" || echo "bench smoke: FAILED"
 exit $rc

@@ -57,16 +57,31 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
 pub fn render(snaps: &Snapshots) -> String {
     let copies: Vec<_> = snaps.iter().map(|m| m.lock().map(|g| g.clone()).unwrap_or_default()).collect();
     let labels: Vec<String> = (0..copies.len()).map(|i| i.to_string()).collect();
-    let counters: Vec<(&str, &crate::metrics::Counters)> = labels.iter().map(|l| l.as_str()).zip(copies.iter().map(|c| &c.1)).collect();
+    let counters: Vec<(&str, &crate::metrics::Counters)> = labels.iter().map(|l| l.as_str()).zip(copies.iter().map(|c| &c.counters)).collect();
     let mut out = crate::metrics::render_prometheus(&counters);
     if let Some(first) = copies.first() {
-        for (name, help, _) in first.0.iter() {
+        for (name, help, _) in first.stats.iter() {
             out.push_str(&format!("# HELP baton_{name}_total {help}\n# TYPE baton_{name}_total counter\n"));
             for (i, c) in copies.iter().enumerate() {
-                let v = c.0.iter().find(|(n, _, _)| *n == name).map(|x| x.2).unwrap_or(0);
+                let v = c.stats.iter().find(|(n, _, _)| *n == name).map(|x| x.2).unwrap_or(0);
                 out.push_str(&format!("baton_{name}_total{{worker=\"{i}\"}} {v}\n"));
             }
         }
+    }
+    // Busy loop iterations as a Prometheus histogram (cumulative buckets).
+    out.push_str("# HELP baton_loop_iteration_microseconds Time one busy poll-loop iteration held the worker.\n");
+    out.push_str("# TYPE baton_loop_iteration_microseconds histogram\n");
+    for (i, c) in copies.iter().enumerate() {
+        let mut cum = 0u64;
+        for (b, n) in c.totals.iterations.iter().enumerate() {
+            cum += n;
+            if b + 1 < c.totals.iterations.len() {
+                out.push_str(&format!("baton_loop_iteration_microseconds_bucket{{worker=\"{i}\",le=\"{}\"}} {cum}\n", (1u64 << b) - 1));
+            }
+        }
+        out.push_str(&format!("baton_loop_iteration_microseconds_bucket{{worker=\"{i}\",le=\"+Inf\"}} {cum}\n"));
+        out.push_str(&format!("baton_loop_iteration_microseconds_count{{worker=\"{i}\"}} {cum}\n"));
+        out.push_str(&format!("baton_loop_iteration_max_microseconds{{worker=\"{i}\"}} {}\n", c.totals.iteration_max_us));
     }
     out
 }

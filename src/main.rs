@@ -38,6 +38,9 @@ enum Command {
         /// Number of workers.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Threads that run handshake crypto off the workers (0 = inline).
+        #[arg(long, default_value_t = 1)]
+        slow_path_threads: usize,
         /// Name of the network namespace to create.
         #[arg(long, default_value = "baton-demo")]
         netns: String,
@@ -65,9 +68,10 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|cfg| baton::worker::runtime::run(cfg)),
         Command::CheckConfig { file } => check_config(&file),
-        Command::Demo { workers, netns, dir, seconds } => baton::demo::demo(baton::demo::DemoOptions {
+        Command::Demo { workers, slow_path_threads, netns, dir, seconds } => baton::demo::demo(baton::demo::DemoOptions {
             netns,
             workers,
+            slow_path_threads,
             dir,
             duration: seconds.map(std::time::Duration::from_secs),
         }),

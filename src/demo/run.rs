@@ -21,6 +21,8 @@ pub const ADMIN_PORT: u16 = 9180;
 pub struct DemoOptions {
     pub netns: String,
     pub workers: usize,
+    /// Slow-path threads for handshake crypto (0 = inline on the workers).
+    pub slow_path_threads: usize,
     pub dir: PathBuf,
     /// Exit after this long (tests); None = until Ctrl-C.
     pub duration: Option<Duration>,
@@ -28,7 +30,7 @@ pub struct DemoOptions {
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        DemoOptions { netns: "baton-demo".into(), workers: 1, dir: PathBuf::from("/tmp/baton-demo"), duration: None }
+        DemoOptions { netns: "baton-demo".into(), workers: 1, slow_path_threads: 1, dir: PathBuf::from("/tmp/baton-demo"), duration: None }
     }
 }
 
@@ -83,6 +85,7 @@ servers = ["{KERNEL_ADDR}:{BACKEND_PORT}"]
 
 [workers]
 count = {workers}
+slow_path_threads = {slow}
 
 [admin]
 listen = "127.0.0.1:{ADMIN_PORT}"
@@ -90,6 +93,7 @@ listen = "127.0.0.1:{ADMIN_PORT}"
         cert = c.cert.display(),
         key = c.key.display(),
         workers = opts.workers,
+        slow = opts.slow_path_threads,
         netns = opts.netns
     );
     let p = opts.dir.join("baton.toml");

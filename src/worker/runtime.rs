@@ -47,7 +47,7 @@ pub struct LoopConfig {
 /// The poll loop: rx burst → stack/TCP/TLS/proxy → tx burst, until `stop`.
 /// Then every connection is closed (close_notify + FIN) and the loop keeps
 /// running until they are gone or `drain_timeout_ms` passes.
-pub fn poll_loop(worker: &mut Worker, io: &mut dyn FrameIo, clock: &MonotonicClock, stop: &AtomicBool, lc: LoopConfig) {
+pub fn poll_loop(worker: &mut Worker, io: &mut dyn FrameIo, clock: &MonotonicClock, stop: &AtomicBool, lc: LoopConfig) -> LoopTotals {
     poll_loop_with(worker, io, clock, stop, lc, &mut |_, _| {})
 }
 
@@ -59,7 +59,7 @@ pub fn poll_loop_with(
     stop: &AtomicBool,
     lc: LoopConfig,
     every_100ms: &mut dyn FnMut(&Worker, &LoopTotals),
-) {
+) -> LoopTotals {
     let mut totals = LoopTotals::default();
     let mut last_hook = Instant::ZERO;
     let mut idle = 0u32;
@@ -78,7 +78,7 @@ pub fn poll_loop_with(
         }
         if let Some(t) = stopping_since {
             if worker.conn_count() == 0 || now.saturating_since(t).millis() > lc.drain_timeout_ms {
-                break;
+                return totals;
             }
         }
         // Frames the worker emits are collected in a reused arena (no
@@ -91,6 +91,9 @@ pub fn poll_loop_with(
         });
         worker.poll(now, &mut |f| out.push(f));
         let sent = out.len();
+        // How long receiving and processing held the loop (TX excluded:
+        // on net_tap that is one kernel write per frame, not baton's work).
+        let busy_us = if n > 0 || sent > 0 { Some(clock.now().saturating_since(now).micros()) } else { None };
         for f in out.iter() {
             if io.tx_frame(f) {
                 totals.tx_frames += 1;
@@ -100,6 +103,9 @@ pub fn poll_loop_with(
         totals.rx_frames += n as u64;
         totals.rx_bytes += rx_bytes;
         io.flush();
+        if let Some(us) = busy_us {
+            totals.record_iteration(us);
+        }
         if n == 0 && sent == 0 {
             idle = idle.saturating_add(1);
             if idle > lc.idle_polls_before_sleep {
@@ -117,13 +123,46 @@ pub fn poll_loop_with(
     }
 }
 
-/// Frames and bytes a poll loop moved, for the metrics.
+/// Frames and bytes a poll loop moved, and how long its busy iterations
+/// took (log2 µs buckets), for the metrics.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LoopTotals {
     pub rx_frames: u64,
     pub rx_bytes: u64,
     pub tx_frames: u64,
     pub tx_bytes: u64,
+    /// `iterations[i]`: busy iterations that took < 2^i µs (the last
+    /// bucket takes the rest).
+    pub iterations: [u64; LOOP_BUCKETS],
+    pub iteration_max_us: u64,
+}
+
+/// Buckets of the loop-iteration histogram: < 1 µs … < 2^19 µs, and more.
+pub const LOOP_BUCKETS: usize = 21;
+
+impl LoopTotals {
+    pub fn record_iteration(&mut self, us: u64) {
+        let b = (64 - us.leading_zeros()) as usize; // 0 for 0 µs, 1 for 1, 2 for 2-3, ...
+        self.iterations[b.min(LOOP_BUCKETS - 1)] += 1;
+        self.iteration_max_us = self.iteration_max_us.max(us);
+    }
+
+    /// The upper bound (µs) under which `q` of the busy iterations fell.
+    pub fn iteration_quantile_us(&self, q: f64) -> u64 {
+        let total: u64 = self.iterations.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let want = (total as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in self.iterations.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return 1u64 << i;
+            }
+        }
+        self.iteration_max_us
+    }
 }
 
 /// Frames queued for transmission in one loop iteration, back to back in
@@ -165,10 +204,19 @@ struct WorkerReport {
     stats: super::stats::WorkerStats,
     drops: crate::net::stack::DropCounters,
     io: crate::worker::dpdk_io::DpdkQueueCounters,
+    totals: LoopTotals,
 }
 
 /// Shared snapshots of every worker's counters, for the admin endpoint.
-pub type Snapshots = Arc<Vec<std::sync::Mutex<(super::stats::WorkerStats, crate::metrics::Counters)>>>;
+pub type Snapshots = Arc<Vec<std::sync::Mutex<Snapshot>>>;
+
+/// What a worker publishes about every 100 ms.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    pub stats: super::stats::WorkerStats,
+    pub counters: crate::metrics::Counters,
+    pub totals: LoopTotals,
+}
 
 /// `baton run`: sets up DPDK and runs the workers until SIGINT/SIGTERM.
 pub fn run(cfg: Config) -> Result<(), String> {
@@ -292,13 +340,14 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 // A panic must not cross into C or take the process down
                 // with ports half-configured: catch it, log it, stop.
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    poll_loop_published(&mut w, &mut io, &clock, &stop, lc, &snapshots[id]);
+                    poll_loop_published(&mut w, &mut io, &clock, &stop, lc, &snapshots[id])
                 }));
-                if r.is_err() {
+                let totals = r.unwrap_or_else(|_| {
                     log::error!("worker {id}: panicked; stopping it");
                     stop.store(true, Ordering::Relaxed);
-                }
-                WorkerReport { id, stats: w.stats, drops: w.stack().drops.clone(), io: io.counters() }
+                    LoopTotals::default()
+                });
+                WorkerReport { id, stats: w.stats, drops: w.stack().drops.clone(), io: io.counters(), totals }
             })
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
         threads.push(t);
@@ -311,6 +360,15 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 let drops: Vec<String> = r.drops.iter().filter(|(_, v)| *v > 0).map(|(k, v)| format!("{}={v}", k.as_str())).collect();
                 log::info!("worker {} stopped: {}", r.id, stats.join(" "));
                 log::info!("worker {} drops: {}", r.id, if drops.is_empty() { "none".into() } else { drops.join(" ") });
+                let busy: u64 = r.totals.iterations.iter().sum();
+                log::info!(
+                    "worker {} loop: busy_iterations={busy} p50_us<{} p99_us<{} p999_us<{} max_us={}",
+                    r.id,
+                    r.totals.iteration_quantile_us(0.5),
+                    r.totals.iteration_quantile_us(0.99),
+                    r.totals.iteration_quantile_us(0.999),
+                    r.totals.iteration_max_us
+                );
                 log::info!(
                     "worker {} io: rx_frames={} tx_frames={} tx_dropped={} tx_nombuf={}",
                     r.id, r.io.rx_frames, r.io.tx_frames, r.io.tx_dropped, r.io.tx_nombuf
@@ -360,18 +418,19 @@ fn poll_loop_published(
     clock: &MonotonicClock,
     stop: &AtomicBool,
     lc: LoopConfig,
-    snap: &std::sync::Mutex<(super::stats::WorkerStats, crate::metrics::Counters)>,
-) {
+    snap: &std::sync::Mutex<Snapshot>,
+) -> LoopTotals {
     poll_loop_with(w, io, clock, stop, lc, &mut |w: &Worker, t: &LoopTotals| {
         if let Ok(mut s) = snap.lock() {
-            s.0 = w.stats;
-            s.1.set_from_stack(&w.stack().stats, &w.stack().drops);
-            s.1.rx_frames = t.rx_frames;
-            s.1.rx_bytes = t.rx_bytes;
-            s.1.tx_frames = t.tx_frames;
-            s.1.tx_bytes = t.tx_bytes;
+            s.stats = w.stats;
+            s.counters.set_from_stack(&w.stack().stats, &w.stack().drops);
+            s.counters.rx_frames = t.rx_frames;
+            s.counters.rx_bytes = t.rx_bytes;
+            s.counters.tx_frames = t.tx_frames;
+            s.counters.tx_bytes = t.tx_bytes;
+            s.totals = *t;
         }
-    });
+    })
 }
 
 #[cfg(test)]
@@ -391,6 +450,22 @@ mod tests {
 
     /// Regression: check-config said "ok" for a key that belongs to another
     /// certificate; every handshake then failed with a bad signature.
+    #[test]
+    fn loop_iteration_histogram_buckets_by_power_of_two() {
+        let mut t = LoopTotals::default();
+        for us in [0, 1, 3, 3, 100, 5000] {
+            t.record_iteration(us);
+        }
+        assert_eq!(t.iterations[0], 1); // 0 µs
+        assert_eq!(t.iterations[1], 1); // 1 µs
+        assert_eq!(t.iterations[2], 2); // 2–3 µs
+        assert_eq!(t.iterations[7], 1); // 64–127 µs
+        assert_eq!(t.iterations[13], 1); // 4096–8191 µs
+        assert_eq!(t.iteration_max_us, 5000);
+        assert_eq!(t.iteration_quantile_us(0.5), 4);
+        assert_eq!(t.iteration_quantile_us(1.0), 1 << 13);
+    }
+
     #[test]
     fn a_key_that_does_not_match_the_certificate_is_refused() {
         let dir = std::env::temp_dir().join(format!("baton-keymatch-{}", std::process::id()));
