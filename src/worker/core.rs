@@ -94,6 +94,7 @@ pub struct Worker {
     drain_next: usize,
     record_buf: Vec<u8>,
     move_settle: Duration,
+    last_full_warning: Instant,
 }
 
 /// Most frames held while waiting for a yield, per flow and in all.
@@ -179,6 +180,7 @@ impl Worker {
             drain_next: 0,
             record_buf: Vec::new(),
             move_settle: MOVE_SETTLE,
+            last_full_warning: Instant::ZERO,
         }
     }
 
@@ -603,6 +605,16 @@ impl Worker {
     fn accept(&mut self, flow: FlowId, syn: &TcpHeader, now: Instant) {
         if self.live >= self.params.max_connections {
             self.stats.conns_refused_full += 1;
+            // Say so in the log, at most once every 10 s per worker.
+            if now.saturating_since(self.last_full_warning) >= Duration::from_secs(10) || self.last_full_warning == Instant::ZERO {
+                self.last_full_warning = now;
+                log::warn!(
+                    "worker {}: holds max_connections ({}); new SYNs are dropped ({} so far)",
+                    self.id,
+                    self.params.max_connections,
+                    self.stats.conns_refused_full
+                );
+            }
             return;
         }
         let isn = isn_rfc6528(&self.params.isn_secret, &flow, now);
