@@ -230,3 +230,40 @@ fn backend_closing_first_ends_the_whole_connection() {
     assert_eq!(sim.worker.conn_count(), 0, "connection left after {steps} ms: {:?}", sim.worker.describe_conns());
     assert_eq!(sim.worker.source_ports_in_use(), 0);
 }
+
+/// Under SYN pressure (3/4 of max_connections held, here by silent
+/// clients) a new client is answered with a SYN cookie, no state kept, and
+/// its ACK rebuilds the connection: the TLS transfer completes.
+#[test]
+fn syn_cookie_handshake_completes_a_tls_transfer_under_pressure() {
+    use smoltcp::wire::{IpAddress as SIp, Ipv4Address};
+    let c = certs();
+    let mut sim = SimNet::new_with(c.tls_cfg.clone(), 35, |p| p.max_connections = 4);
+    for port in 41000..41003 {
+        let h = sim.client.tcp_socket(4096);
+        let cx = sim.client.iface.context();
+        sim.client.sockets.get_mut::<smoltcp::socket::tcp::Socket>(h).connect(cx, (SIp::Ipv4(Ipv4Address::new(198, 18, 0, 2)), 443), port).unwrap();
+    }
+    for _ in 0..20 {
+        sim.step();
+        sim.advance(1);
+    }
+    assert_eq!(sim.worker.conn_count(), 3, "the silent clients hold three slots");
+    let cfg = client_config(&c.ca_pem, None, None, &[]);
+    let mut client = ClientApp::new(&mut sim.client, cfg, "baton.test", vec![7u8; 50_000], 40005);
+    let mut backend = BackendApp::new(&mut sim.backend, 200_000);
+    let mut steps = 0;
+    while steps < 8_000 && !client.done() {
+        client.step(&mut sim.client);
+        backend.step(&mut sim.backend);
+        sim.step();
+        sim.advance(1);
+        steps += 1;
+    }
+    assert!(client.error.is_none(), "{:?}", client.error);
+    assert!(client.got_close, "transfer did not finish in {steps} ms");
+    assert_eq!(sha256_hex(&client.downloaded), sha256_hex(&pattern(200_000)));
+    assert_eq!(backend.received, vec![7u8; 50_000]);
+    assert!(sim.worker.stats.syn_cookies_sent >= 1);
+    assert_eq!(sim.worker.stats.syn_cookies_accepted, 1);
+}

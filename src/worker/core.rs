@@ -13,6 +13,7 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::entropy::Entropy;
 use crate::net::arp::ArpCache;
 use crate::net::stack::{DropReason, Rx, Stack, StackConfig};
+use crate::net::tcp::cookie::SynCookies;
 use crate::net::tcp::{isn_rfc6528, SegmentOutcome, TcpConfig, TcpConn};
 use crate::net::{Endpoint, FlowId, IpAddress, MacAddr, TcpHeader};
 use crate::proxy::{BackendPool, SourcePorts};
@@ -95,6 +96,9 @@ pub struct Worker {
     record_buf: Vec<u8>,
     move_settle: Duration,
     last_full_warning: Instant,
+    cookies: SynCookies,
+    /// From this many connections on, SYNs are answered with cookies.
+    cookie_threshold: usize,
 }
 
 /// Most frames held while waiting for a yield, per flow and in all.
@@ -143,6 +147,10 @@ fn key_of(tag: u64) -> ConnKey {
 impl Worker {
     pub fn new(params: WorkerParams, tls_cfg: Arc<ServerConfig>, arp: Arc<ArpCache>, mut rng: Box<dyn Entropy + Send>) -> Self {
         let port_offset = rng.u32();
+        // The SYN-cookie key, shared by all workers: derived from the
+        // host's RFC 6528 secret, labelled so the two uses never collide.
+        let cookie_secret = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &params.isn_secret), b"baton syn cookie");
+        let max_conns = params.max_connections;
         let stack = Stack::new(
             StackConfig {
                 prefix_len: params.prefix_len,
@@ -181,6 +189,8 @@ impl Worker {
             record_buf: Vec::new(),
             move_settle: MOVE_SETTLE,
             last_full_warning: Instant::ZERO,
+            cookies: SynCookies::new(cookie_secret.as_ref()),
+            cookie_threshold: (max_conns / 4 * 3).max(1),
         }
     }
 
@@ -330,12 +340,25 @@ impl Worker {
                     }
                 }
             }
-            self.accept(flow, &header, now);
+            self.accept(flow, &header, now, tx);
+        } else if flow.local.port == self.params.listen_port && self.cookie_ack(flow, &header, payload, now) {
+            // An ACK that completes a SYN-cookie handshake.
         } else {
             // DESIGN.md: unknown flows are dropped and counted, never reset
             // (a flow may be on its way from another worker or host).
             self.stack.count_drop(DropReason::TcpNoFlow);
         }
+    }
+
+    /// The ACK of a SYN answered with a cookie: rebuild the connection.
+    fn cookie_ack(&mut self, flow: FlowId, header: &TcpHeader, payload: &[u8], now: Instant) -> bool {
+        if self.live >= self.params.max_connections {
+            return false;
+        }
+        let Some(tcp) = self.cookies.accept_ack(&self.tcp_cfg, flow, header, payload, now) else { return false };
+        self.stats.syn_cookies_accepted += 1;
+        self.adopt_new(flow, tcp, now);
+        true
     }
 
     /// Feeds a segment to the connection holding `flow`; false if none.
@@ -602,23 +625,39 @@ impl Worker {
         }
     }
 
-    fn accept(&mut self, flow: FlowId, syn: &TcpHeader, now: Instant) {
-        if self.live >= self.params.max_connections {
-            self.stats.conns_refused_full += 1;
+    fn accept(&mut self, flow: FlowId, syn: &TcpHeader, now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        if self.live >= self.cookie_threshold {
+            // Under pressure: answer with a SYN cookie and keep nothing
+            // (RFC 4987 §3.6); the client's ACK rebuilds the connection.
+            let Worker { cookies, stack, tcp_cfg, .. } = self;
+            cookies.answer(tcp_cfg, flow, syn, now, &mut |h, p| {
+                let _ = stack.emit_tcp(flow.remote.addr, h, p, now, tx);
+            });
+            self.stats.syn_cookies_sent += 1;
+            if self.live >= self.params.max_connections {
+                self.stats.conns_refused_full += 1;
+            }
             // Say so in the log, at most once every 10 s per worker.
-            if now.saturating_since(self.last_full_warning) >= Duration::from_secs(10) || self.last_full_warning == Instant::ZERO {
+            if self.last_full_warning == Instant::ZERO || now.saturating_since(self.last_full_warning) >= Duration::from_secs(10) {
                 self.last_full_warning = now;
                 log::warn!(
-                    "worker {}: holds max_connections ({}); new SYNs are dropped ({} so far)",
+                    "worker {}: {} of max_connections {} held; answering SYNs with cookies ({} so far{})",
                     self.id,
+                    self.live,
                     self.params.max_connections,
-                    self.stats.conns_refused_full
+                    self.stats.syn_cookies_sent,
+                    if self.live >= self.params.max_connections { "; full: their ACKs are dropped" } else { "" }
                 );
             }
             return;
         }
         let isn = isn_rfc6528(&self.params.isn_secret, &flow, now);
         let tcp = TcpConn::accept(&self.tcp_cfg, flow, syn, isn, now);
+        self.adopt_new(flow, tcp, now);
+    }
+
+    /// Takes a new client connection into the flow table.
+    fn adopt_new(&mut self, flow: FlowId, tcp: TcpConn, now: Instant) {
         let owner = Owner { worker: self.id as u16, client_flow: flow, isns: (tcp.iss(), tcp.irs()), since: now };
         let k = self.insert(ProxiedConn::new(tcp, self.tls_cfg.clone(), now, self.params.timeouts));
         self.flows.insert(flow, (k, Side::Client));

@@ -22,7 +22,9 @@ macro_rules! worker_stats {
 worker_stats! {
     conns_accepted: "client connections accepted (SYN answered)",
     conns_closed: "proxied connections removed from the flow table",
-    conns_refused_full: "SYNs dropped because the worker holds max_connections",
+    conns_refused_full: "SYNs answered while the worker holds max_connections (with a cookie, no state)",
+    syn_cookies_sent: "SYNs answered with a SYN cookie (under pressure: 3/4 of max_connections)",
+    syn_cookies_accepted: "connections rebuilt from a valid SYN-cookie ACK",
     handshakes_completed: "TLS handshakes completed",
     tls_failures: "connections failed by a TLS error (an alert was sent)",
     crypto_jobs: "handshake crypto jobs run",

@@ -160,8 +160,15 @@ pub struct SimNet {
 
 impl SimNet {
     pub fn new(tls_cfg: Arc<ServerConfig>, seed: u64) -> SimNet {
+        Self::new_with(tls_cfg, seed, |_| {})
+    }
+
+    /// With the worker's parameters adjusted by `f`.
+    pub fn new_with(tls_cfg: Arc<ServerConfig>, seed: u64, f: impl FnOnce(&mut WorkerParams)) -> SimNet {
         let arp = Arc::new(ArpCache::new(256));
-        let worker = Worker::new(worker_params(1, 0), tls_cfg.clone(), arp.clone(), Box::new(SeededEntropy::new(seed)));
+        let mut params = worker_params(1, 0);
+        f(&mut params);
+        let worker = Worker::new(params, tls_cfg.clone(), arp.clone(), Box::new(SeededEntropy::new(seed)));
         SimNet {
             now_ms: 0,
             client: Host::new(CLIENT_MAC, CLIENT_IP, seed ^ 1),

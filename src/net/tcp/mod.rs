@@ -20,6 +20,7 @@
 pub mod cc;
 pub mod codec;
 pub mod conn;
+pub mod cookie;
 pub mod isn;
 pub mod output;
 pub mod recv;
