@@ -41,6 +41,9 @@ enum Command {
         /// Threads that run handshake crypto off the workers (0 = inline).
         #[arg(long, default_value_t = 1)]
         slow_path_threads: usize,
+        /// Connections one worker holds at most (SYN cookies from 3/4 of it).
+        #[arg(long, default_value_t = 65536)]
+        max_connections: usize,
         /// Name of the network namespace to create.
         #[arg(long, default_value = "baton-demo")]
         netns: String,
@@ -68,10 +71,11 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|cfg| baton::worker::runtime::run(cfg)),
         Command::CheckConfig { file } => check_config(&file),
-        Command::Demo { workers, slow_path_threads, netns, dir, seconds } => baton::demo::demo(baton::demo::DemoOptions {
+        Command::Demo { workers, slow_path_threads, max_connections, netns, dir, seconds } => baton::demo::demo(baton::demo::DemoOptions {
             netns,
             workers,
             slow_path_threads,
+            max_connections,
             dir,
             duration: seconds.map(std::time::Duration::from_secs),
         }),

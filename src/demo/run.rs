@@ -23,6 +23,8 @@ pub struct DemoOptions {
     pub workers: usize,
     /// Slow-path threads for handshake crypto (0 = inline on the workers).
     pub slow_path_threads: usize,
+    /// Connections one worker holds at most.
+    pub max_connections: usize,
     pub dir: PathBuf,
     /// Exit after this long (tests); None = until Ctrl-C.
     pub duration: Option<Duration>,
@@ -30,7 +32,7 @@ pub struct DemoOptions {
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        DemoOptions { netns: "baton-demo".into(), workers: 1, slow_path_threads: 1, dir: PathBuf::from("/tmp/baton-demo"), duration: None }
+        DemoOptions { netns: "baton-demo".into(), workers: 1, slow_path_threads: 1, max_connections: 65536, dir: PathBuf::from("/tmp/baton-demo"), duration: None }
     }
 }
 
@@ -86,6 +88,7 @@ servers = ["{KERNEL_ADDR}:{BACKEND_PORT}"]
 [workers]
 count = {workers}
 slow_path_threads = {slow}
+max_connections = {maxc}
 
 [admin]
 listen = "127.0.0.1:{ADMIN_PORT}"
@@ -94,6 +97,7 @@ listen = "127.0.0.1:{ADMIN_PORT}"
         key = c.key.display(),
         workers = opts.workers,
         slow = opts.slow_path_threads,
+        maxc = opts.max_connections,
         netns = opts.netns
     );
     let p = opts.dir.join("baton.toml");
