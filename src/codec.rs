@@ -39,25 +39,37 @@ impl Writer {
         self.u16(tag);
         self.u16(version);
     }
+    /// Makes room for `n` more bytes. A plain `Vec` would reallocate and
+    /// free the old block with the secrets still in it; here the bytes move
+    /// to a bigger buffer and the old one is wiped before it is freed.
+    fn room(&mut self, n: usize) {
+        if self.buf.len() + n > self.buf.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity((self.buf.len() + n).max(2 * self.buf.capacity())));
+            bigger.extend_from_slice(&self.buf);
+            // Dropping the old Zeroizing wipes it.
+            self.buf = bigger;
+        }
+    }
     pub fn u8(&mut self, v: u8) {
+        self.room(1);
         self.buf.push(v);
     }
     pub fn bool(&mut self, v: bool) {
-        self.buf.push(v as u8);
+        self.u8(v as u8);
     }
     pub fn u16(&mut self, v: u16) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.raw(&v.to_le_bytes());
     }
     pub fn u32(&mut self, v: u32) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.raw(&v.to_le_bytes());
     }
     pub fn u64(&mut self, v: u64) {
-        self.buf.extend_from_slice(&v.to_le_bytes());
+        self.raw(&v.to_le_bytes());
     }
     /// A u32 length prefix, then the bytes.
     pub fn bytes(&mut self, v: &[u8]) {
         self.u32(v.len() as u32);
-        self.buf.extend_from_slice(v);
+        self.raw(v);
     }
     pub fn opt_u64(&mut self, v: Option<u64>) {
         match v {
@@ -70,6 +82,7 @@ impl Writer {
     }
     /// Raw bytes with no prefix (for fixed-size arrays).
     pub fn raw(&mut self, v: &[u8]) {
+        self.room(v.len());
         self.buf.extend_from_slice(v);
     }
     pub fn len(&self) -> usize {
