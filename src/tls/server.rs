@@ -926,13 +926,14 @@ impl TlsServer {
                 alpn: self.alpn.clone(),
                 max_early_data: 0,
             };
-            // The nonce is used up either way: a PSK is never derived twice.
-            self.tickets_sent += 1;
+            // A refused ticket is dropped unsent, so its nonce (and PSK) was
+            // never given out and the next ticket may use it.
             if !store.put(&id, &sess.encode(), lifetime) {
                 continue;
             }
             let nst = messages::new_session_ticket(lifetime, age_add, &nonce, &id);
             self.seal_handshake(&nst)?;
+            self.tickets_sent += 1;
         }
         self.resumption_secret = None;
         Ok(())
