@@ -208,6 +208,22 @@ mod tests {
         assert!(!d.contains("90") && !d.contains("5a"), "{d}");
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// RFC 8448 §4: the PSK of the §3 ticket, the hash of the truncated
+    /// ClientHello and the binder the client sent.
+    #[test]
+    fn binder_matches_rfc8448_section_4() {
+        let psk = unhex("4e cd 0e b6 ec 3b 4d 87 f5 d6 02 8f 92 2c a4 c5 85 1a 27 7f d4 13 11 c9 e6 2d 2c 94 92 e1 c4 f3");
+        let th = unhex("63 22 4b 2e 45 73 f2 d3 45 4c a8 4b 9d 00 9a 04 f6 be 9e 05 71 1a 83 96 47 3a ef a0 1e 92 4a 14");
+        let binder = unhex("3a dd 4f b2 d8 fd f8 22 a0 ca 3c f7 67 8e f5 e8 8d ae 99 01 41 c5 92 4d 57 bb 6f a3 1b 9e 5f 9d");
+        assert!(verify_binder(HashAlg::Sha256, &psk, &th, &binder));
+        assert!(!verify_binder(HashAlg::Sha256, &psk, &th, &binder[..31]));
+    }
+
     #[test]
     fn binder_verifies_only_with_the_right_psk_and_transcript() {
         let h = HashAlg::Sha256;

@@ -10,14 +10,24 @@
 //! is sealed twice and the record's life is never extended.
 //!
 //! Made per call, cheaply, around `TlsServer::process_with`:
-//! `let mut t = WorkerTickets::new(&fabric, &mut sealer, now);`.
+//! `let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now);`
+//! (no fabric: no tickets). The worker passes it wherever it called
+//! `TlsServer::process` (`Conn::service`, `Conn::job_done`, and
+//! `drive_jobs` between them): docs/resume-integration.patch.
+//!
+//! Records share the table with connection records (`KIND_CONN`): a table
+//! sized for connections must also hold `tickets_per_handshake` tickets
+//! per handshake for `ticket_lifetime_s`; a full table refuses the put
+//! and the ticket is simply not sent. Records are sealed under the key
+//! ring and survive one key rotation (seal.rs): keep ticket lifetimes
+//! within the rotation interval once keys rotate.
 
 use zeroize::Zeroizing;
 
 use super::handoff::{Fabric, KIND_SESSION};
 use crate::session::seal::{sealed_expiry, Opener, Sealer};
 use crate::time::{Duration, Instant};
-use crate::tls::TicketStore;
+use crate::tls::{NoTickets, TicketStore};
 
 pub struct WorkerTickets<'a> {
     pub fabric: &'a Fabric,
@@ -77,6 +87,41 @@ impl TicketStore for WorkerTickets<'_> {
         }
         let Some(expiry) = sealed_expiry(&sealed) else { return false };
         self.fabric.table.put(KIND_SESSION, ticket_id, &sealed, expiry, self.now).is_ok()
+    }
+}
+
+/// The ticket store of one worker call: the shared table when the worker
+/// has joined a fabric, none otherwise (then no tickets, no resumption).
+pub enum Tickets<'a> {
+    Table(WorkerTickets<'a>),
+    Off(NoTickets),
+}
+
+impl<'a> Tickets<'a> {
+    pub fn new(fabric: Option<&'a Fabric>, sealer: Option<&'a mut Sealer>, now: Instant) -> Self {
+        match (fabric, sealer) {
+            (Some(f), Some(s)) => Tickets::Table(WorkerTickets::new(f, s, now)),
+            _ => Tickets::Off(NoTickets),
+        }
+    }
+
+    fn store(&mut self) -> &mut dyn TicketStore {
+        match self {
+            Tickets::Table(t) => t,
+            Tickets::Off(n) => n,
+        }
+    }
+}
+
+impl TicketStore for Tickets<'_> {
+    fn put(&mut self, ticket_id: &[u8], session: &[u8], lifetime_s: u32) -> bool {
+        self.store().put(ticket_id, session, lifetime_s)
+    }
+    fn take(&mut self, ticket_id: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        self.store().take(ticket_id)
+    }
+    fn put_back(&mut self, ticket_id: &[u8], session: &[u8]) -> bool {
+        self.store().put_back(ticket_id, session)
     }
 }
 
