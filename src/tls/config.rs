@@ -60,6 +60,13 @@ pub struct ServerConfig {
     /// KeyUpdates accepted in a row without application data in between
     /// (case T5).
     pub max_key_updates_in_row: u32,
+    /// NewSessionTickets sent after each handshake, full or resumed
+    /// (§4.6.1); 0 turns resumption tickets off. Capped at
+    /// [`super::resume::MAX_TICKETS_PER_HANDSHAKE`].
+    pub tickets_per_handshake: u32,
+    /// Ticket lifetime in seconds, told to the client and given to the
+    /// ticket store as the record's expiry. Capped at 604800 (§4.6.1).
+    pub ticket_lifetime_s: u32,
 }
 
 impl ServerConfig {
@@ -76,6 +83,8 @@ impl ServerConfig {
             max_plaintext_buffer: 64 * 1024,
             max_handshake_message: 64 * 1024,
             max_key_updates_in_row: 32,
+            tickets_per_handshake: 1,
+            ticket_lifetime_s: 7200,
         })
     }
 }

@@ -41,8 +41,8 @@ pub const HRR_RANDOM: [u8; 32] = [
     0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 
-/// A parsed offered PSK (§4.2.11). Kept for the resumption issue; not used
-/// to resume yet.
+/// A parsed offered PSK (§4.2.11); the first identity is resumed from
+/// (`super::resume`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OfferedPsk {
     pub identities: Vec<(Vec<u8>, u32)>,
@@ -231,8 +231,16 @@ fn extension(out: &mut Vec<u8>, typ: u16, f: impl FnOnce(&mut Vec<u8>)) {
     with_len(out, 2, f);
 }
 
-/// ServerHello (§4.1.3) with supported_versions and key_share.
-pub fn server_hello(random: &[u8; 32], session_id: &[u8], suite: u16, group: u16, share: &[u8]) -> Vec<u8> {
+/// ServerHello (§4.1.3) with supported_versions, key_share and, when a PSK
+/// was accepted, pre_shared_key with the selected identity (§4.2.11).
+pub fn server_hello(
+    random: &[u8; 32],
+    session_id: &[u8],
+    suite: u16,
+    group: u16,
+    share: &[u8],
+    psk_identity: Option<u16>,
+) -> Vec<u8> {
     handshake(hs_type::SERVER_HELLO, |b| {
         put_u16(b, 0x0303);
         b.extend_from_slice(random);
@@ -245,6 +253,9 @@ pub fn server_hello(random: &[u8; 32], session_id: &[u8], suite: u16, group: u16
                 put_u16(b, group);
                 with_len(b, 2, |b| b.extend_from_slice(share));
             });
+            if let Some(i) = psk_identity {
+                extension(b, ext::PRE_SHARED_KEY, |b| put_u16(b, i));
+            }
         });
     })
 }
@@ -314,6 +325,18 @@ pub fn certificate_verify(scheme: u16, sig: &[u8]) -> Vec<u8> {
 
 pub fn finished(verify_data: &[u8]) -> Vec<u8> {
     handshake(hs_type::FINISHED, |b| b.extend_from_slice(verify_data))
+}
+
+/// NewSessionTicket (§4.6.1) without extensions (no early_data: 0-RTT is
+/// off).
+pub fn new_session_ticket(lifetime_s: u32, age_add: u32, nonce: &[u8], ticket: &[u8]) -> Vec<u8> {
+    handshake(hs_type::NEW_SESSION_TICKET, |b| {
+        b.extend_from_slice(&lifetime_s.to_be_bytes());
+        b.extend_from_slice(&age_add.to_be_bytes());
+        with_len(b, 1, |b| b.extend_from_slice(nonce));
+        with_len(b, 2, |b| b.extend_from_slice(ticket));
+        put_u16(b, 0);
+    })
 }
 
 /// KeyUpdate (§4.6.3); `request` is update_requested.
@@ -408,7 +431,7 @@ mod tests {
 
     #[test]
     fn emitted_server_hello_layout() {
-        let sh = server_hello(&[1; 32], &[9, 9], 0x1301, 0x001d, &[5; 32]);
+        let sh = server_hello(&[1; 32], &[9, 9], 0x1301, 0x001d, &[5; 32], None);
         assert_eq!(&sh[..4], &[2, 0, 0, (sh.len() - 4) as u8]);
         assert_eq!(&sh[4..6], &[3, 3]);
         assert_eq!(&sh[38..41], &[2, 9, 9]);
@@ -417,6 +440,16 @@ mod tests {
         assert_eq!(&sh[44..46], &[0, 46]);
         assert_eq!(&sh[46..52], &[0, 43, 0, 2, 3, 4]);
         assert_eq!(&sh[52..58], &[0, 51, 0, 36, 0, 0x1d]);
+        // With a PSK: the same, then pre_shared_key(41) selecting identity 0.
+        let shp = server_hello(&[1; 32], &[9, 9], 0x1301, 0x001d, &[5; 32], Some(0));
+        assert_eq!(&shp[44..46], &[0, 52]);
+        assert_eq!(&shp[shp.len() - 6..], &[0, 41, 0, 2, 0, 0]);
+        assert_eq!(&shp[..sh.len()][46..], &sh[46..]);
+        let nst = new_session_ticket(7200, 0x0a0b0c0d, &[0, 1], &[0xee; 3]);
+        assert_eq!(
+            nst,
+            vec![4, 0, 0, 18, 0, 0, 0x1c, 0x20, 0x0a, 0x0b, 0x0c, 0x0d, 2, 0, 1, 0, 3, 0xee, 0xee, 0xee, 0, 0]
+        );
         let hrr = hello_retry_request(&[], 0x1302, 0x0017);
         assert_eq!(&hrr[6..38], &HRR_RANDOM);
         assert_eq!(&hrr[hrr.len() - 6..], &[0, 51, 0, 2, 0, 0x17]);

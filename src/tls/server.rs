@@ -14,8 +14,9 @@ use super::aead::{sealed_len, RecordProtector, MAX_CIPHERTEXT, MAX_PLAINTEXT, RE
 use super::cert::SignatureScheme;
 use super::config::{NamedGroup, ServerConfig};
 use super::job::{CryptoJob, JobResult, JobSpec};
-use super::key_schedule::{finished_verify_data, verify_finished, KeySchedule, Secret};
+use super::key_schedule::{finished_verify_data, resumption_psk, verify_finished, KeySchedule, Secret};
 use super::messages::{self, hs_type, ClientHello};
+use super::resume::{self, Session, TicketStore};
 use super::suites::{CipherSuite, Transcript};
 use super::{AlertDescription, TlsError};
 use crate::codec::{DecodeError, Reader, Writer};
@@ -36,7 +37,8 @@ const IN_CAP: usize = 2 * (RECORD_HEADER_LEN + MAX_CIPHERTEXT);
 const MAX_SKIPPED_EARLY_DATA: u32 = 64 * 1024;
 
 const STATE_TAG: u16 = 0x5453;
-const STATE_VERSION: u16 = 1;
+/// 2: resumption (PSK, resumed flag, ticket counters).
+const STATE_VERSION: u16 = 2;
 
 /// Where the handshake is. One state per message the server waits for
 /// (§4, Figure 1 and §4.1.4 for the retry).
@@ -50,8 +52,8 @@ pub(crate) enum Phase {
     /// Waiting for the CertificateVerify signature job.
     Sign = 3,
     ExpectFinished = 4,
-    /// Handshake done. A NewSessionTicket would be sent on entering this
-    /// state (resumption issue); the hook is `resumption_secret`.
+    /// Handshake done. NewSessionTickets are sent on entering this state
+    /// when a [`TicketStore`] is given (`process_with`).
     Connected = 5,
 }
 
@@ -105,9 +107,19 @@ pub struct TlsServer {
     client_hs_secret: Option<Secret>,
     server_hs_secret: Option<Secret>,
     client_app_secret: Option<Secret>,
-    /// Kept for NewSessionTicket (next issue): the per-ticket PSK is derived
-    /// from it (§4.6.1). Never leaves this connection.
+    /// Kept until the tickets are sent: each ticket's PSK is derived from
+    /// it (§4.6.1). Never leaves this connection (the store gets the
+    /// per-ticket PSKs only).
     resumption_secret: Option<Secret>,
+    /// The PSK of the session being resumed, from the ClientHello until
+    /// the key schedule is seeded with it (§7.1).
+    psk: Option<Secret>,
+    /// This handshake resumed a session (no Certificate, §2.2).
+    resumed: bool,
+    /// NewSessionTickets still to send, and the count sent so far (the
+    /// ticket_nonce, unique per connection, §4.6.1).
+    tickets_due: u32,
+    tickets_sent: u32,
 
     job: Option<JobSpec>,
     job_out: bool,
@@ -140,6 +152,7 @@ impl std::fmt::Debug for TlsServer {
             .field("suite", &self.suite)
             .field("group", &self.group)
             .field("sni", &self.sni)
+            .field("resumed", &self.resumed)
             .field("failed", &self.failed)
             .finish_non_exhaustive()
     }
@@ -174,6 +187,10 @@ impl TlsServer {
             server_hs_secret: None,
             client_app_secret: None,
             resumption_secret: None,
+            psk: None,
+            resumed: false,
+            tickets_due: 0,
+            tickets_sent: 0,
             job: None,
             job_out: false,
             suite: None,
@@ -387,6 +404,7 @@ impl TlsServer {
         self.server_hs_secret = None;
         self.client_app_secret = None;
         self.resumption_secret = None;
+        self.psk = None;
         self.ks = None;
         self.job = None;
     }
@@ -416,6 +434,14 @@ impl TlsServer {
     }
     pub fn signature_scheme(&self) -> Option<SignatureScheme> {
         self.scheme
+    }
+    /// The handshake resumed a session from a ticket (§2.2).
+    pub fn is_resumed(&self) -> bool {
+        self.resumed
+    }
+    /// NewSessionTickets sent on this connection.
+    pub fn tickets_sent(&self) -> u32 {
+        self.tickets_sent
     }
     /// The error that failed the connection, if any.
     pub fn error(&self) -> Option<&TlsError> {
@@ -466,11 +492,31 @@ impl TlsServer {
     /// the handshake. Stops while a job is pending and while the plaintext
     /// buffer is full. On a fatal error the alert is already queued in the
     /// output and the connection is failed.
+    ///
+    /// Without a ticket store: no resumption, no tickets (see
+    /// [`process_with`](Self::process_with)).
     pub fn process(&mut self, rng: &mut dyn Entropy) -> Result<(), TlsError> {
+        self.process_inner(rng, None)
+    }
+
+    /// [`process`](Self::process) with resumption: a ClientHello offering
+    /// a ticket takes its session from `store` (§4.2.11), and once the
+    /// handshake is done `tickets_per_handshake` NewSessionTickets are put
+    /// into `store` and sent (§4.6.1).
+    pub fn process_with(&mut self, rng: &mut dyn Entropy, store: &mut dyn TicketStore) -> Result<(), TlsError> {
+        self.process_inner(rng, Some(store))
+    }
+
+    fn process_inner(&mut self, rng: &mut dyn Entropy, mut store: Option<&mut (dyn TicketStore + '_)>) -> Result<(), TlsError> {
         if self.failed {
             return Err(self.error.clone().unwrap_or(TlsError::Internal("connection failed")));
         }
-        let r = self.process_records(rng);
+        let mut r = self.process_records(rng, store.as_deref_mut());
+        if r.is_ok() {
+            if let Some(st) = store {
+                r = self.issue_tickets(rng, st);
+            }
+        }
         if self.in_off == self.inbuf.len() {
             self.inbuf.clear();
             self.in_off = 0;
@@ -481,7 +527,7 @@ impl TlsServer {
         r
     }
 
-    fn process_records(&mut self, rng: &mut dyn Entropy) -> Result<(), TlsError> {
+    fn process_records(&mut self, rng: &mut dyn Entropy, mut store: Option<&mut (dyn TicketStore + '_)>) -> Result<(), TlsError> {
         loop {
             if self.close_received || self.job.is_some() || self.plaintext_len() >= self.cfg.max_plaintext_buffer {
                 return Ok(());
@@ -517,7 +563,7 @@ impl TlsServer {
                     }
                     let frag = self.inbuf.get(a..b).unwrap_or(&[]);
                     self.hs_buf.extend_from_slice(frag);
-                    self.handle_handshake_buffer(rng)?;
+                    self.handle_handshake_buffer(rng, store.as_deref_mut())?;
                 }
                 Inner::Alert(a, b) => {
                     if !self.hs_buf.is_empty() {
@@ -632,7 +678,7 @@ impl TlsServer {
     }
 
     /// Takes every complete handshake message out of the reassembly buffer.
-    fn handle_handshake_buffer(&mut self, rng: &mut dyn Entropy) -> Result<(), TlsError> {
+    fn handle_handshake_buffer(&mut self, rng: &mut dyn Entropy, mut store: Option<&mut (dyn TicketStore + '_)>) -> Result<(), TlsError> {
         while self.hs_buf.len() >= 4 {
             let len = u32::from_be_bytes([0, self.hs_buf[1], self.hs_buf[2], self.hs_buf[3]]) as usize;
             if len > self.cfg.max_handshake_message {
@@ -642,7 +688,7 @@ impl TlsServer {
                 return Ok(());
             }
             let msg: Vec<u8> = self.hs_buf.drain(..4 + len).collect();
-            self.on_message(&msg, rng)?;
+            self.on_message(&msg, rng, store.as_deref_mut())?;
             if self.job.is_some() && !self.hs_buf.is_empty() {
                 // The next client message comes under new keys; nothing may
                 // be left of this flight (§5.1).
@@ -652,11 +698,11 @@ impl TlsServer {
         Ok(())
     }
 
-    fn on_message(&mut self, msg: &[u8], rng: &mut dyn Entropy) -> Result<(), TlsError> {
+    fn on_message(&mut self, msg: &[u8], rng: &mut dyn Entropy, store: Option<&mut (dyn TicketStore + '_)>) -> Result<(), TlsError> {
         let typ = msg[0];
         match (self.phase, typ) {
             (Phase::ExpectClientHello | Phase::ExpectSecondClientHello, hs_type::CLIENT_HELLO) => {
-                self.on_client_hello(msg, rng)
+                self.on_client_hello(msg, rng, store)
             }
             (Phase::ExpectFinished, hs_type::FINISHED) => self.on_finished(msg),
             (Phase::Connected, hs_type::KEY_UPDATE) => self.on_key_update(msg),
@@ -668,7 +714,12 @@ impl TlsServer {
 
     // ---- the handshake (§4) --------------------------------------------
 
-    fn on_client_hello(&mut self, msg: &[u8], rng: &mut dyn Entropy) -> Result<(), TlsError> {
+    fn on_client_hello(
+        &mut self,
+        msg: &[u8],
+        rng: &mut dyn Entropy,
+        store: Option<&mut (dyn TicketStore + '_)>,
+    ) -> Result<(), TlsError> {
         let ch = ClientHello::parse(msg.get(4..).unwrap_or(&[]))?;
         let retry = self.phase == Phase::ExpectSecondClientHello;
         // §4.2.1: without supported_versions listing 0x0304 this is not a
@@ -684,13 +735,11 @@ impl TlsServer {
             .copied()
             .find(|s| ch.suites.contains(&s.id()))
             .ok_or(TlsError::HandshakeFailure("no cipher suite in common"))?;
-        // §9.2: certificate authentication needs signature_algorithms;
-        // (EC)DHE needs supported_groups and key_share.
-        let sig_algs = ch.sig_algs.as_ref().ok_or(TlsError::MissingExtension("signature_algorithms"))?;
+        // §9.2: (EC)DHE needs supported_groups and key_share (psk_dhe_ke
+        // too); certificate authentication needs signature_algorithms,
+        // checked below once we know whether a PSK is used instead.
         let groups = ch.groups.as_ref().ok_or(TlsError::MissingExtension("supported_groups"))?;
         let shares = ch.key_shares.as_ref().ok_or(TlsError::MissingExtension("key_share"))?;
-        let scheme =
-            self.cfg.key.choose_scheme(sig_algs).ok_or(TlsError::HandshakeFailure("no signature scheme in common"))?;
         // §4.2.8: every share must be for an offered group.
         if shares.iter().any(|(g, _)| !groups.contains(g)) {
             return Err(TlsError::IllegalParameter("key_share for a group not in supported_groups"));
@@ -721,7 +770,9 @@ impl TlsServer {
 
         let Some(group) = with_share else {
             // No usable share: HelloRetryRequest for a group both support
-            // (§4.1.4), but only once.
+            // (§4.1.4), but only once. A PSK offered in this first
+            // ClientHello is not touched: the client offers it again, with
+            // a binder over the new transcript, in the second one.
             if retry {
                 return Err(TlsError::IllegalParameter("second ClientHello without the requested key share"));
             }
@@ -739,6 +790,25 @@ impl TlsServer {
             return Err(TlsError::IllegalParameter("key share length"));
         }
 
+        // Resumption (§4.2.11) after every other check that could still
+        // fail, so a ticket is only taken from a ClientHello we answer.
+        let resumed = match store {
+            Some(st) => self.try_resume(&ch, msg, suite, retry, st)?,
+            None => None,
+        };
+        let (suite, scheme, psk) = match resumed {
+            Some((s, psk)) => (s, None, Some(psk)),
+            None => {
+                let sig_algs = ch.sig_algs.as_ref().ok_or(TlsError::MissingExtension("signature_algorithms"))?;
+                let scheme = self
+                    .cfg
+                    .key
+                    .choose_scheme(sig_algs)
+                    .ok_or(TlsError::HandshakeFailure("no signature scheme in common"))?;
+                (suite, Some(scheme), None)
+            }
+        };
+
         if !retry {
             self.transcript = Some(Transcript::new(suite.hash()));
         }
@@ -746,7 +816,9 @@ impl TlsServer {
         t.update(msg);
         self.suite = Some(suite);
         self.group = Some(group);
-        self.scheme = Some(scheme);
+        self.scheme = scheme;
+        self.resumed = psk.is_some();
+        self.psk = psk;
         self.sni = ch.sni.clone();
         self.alpn = alpn;
         self.session_id = ch.session_id.clone();
@@ -756,11 +828,114 @@ impl TlsServer {
         // EncryptedExtensions); what the client sends under its early key is
         // skipped, up to a bound. After a HelloRetryRequest there is none.
         self.early_skip = if ch.early_data && !retry { MAX_SKIPPED_EARLY_DATA } else { 0 };
-        // Pre-shared keys (ch.psk) are parsed and ignored until resumption
-        // lands: a full handshake is always a valid answer (§4.2.11).
         self.job = Some(JobSpec::KeyExchange { group, peer });
         self.job_out = false;
         self.phase = Phase::KeyExchange;
+        Ok(())
+    }
+
+    /// The first offered PSK identity, if it names a session in `store`
+    /// that fits this ClientHello and its binder verifies (§4.2.11): the
+    /// suite to use and the PSK. The session is taken from the store; when
+    /// it does not fit, or the binder fails (then the handshake aborts with
+    /// decrypt_error, §4.2.11), it is put back, so an unusable ClientHello
+    /// never burns a ticket. `None` means a full handshake.
+    fn try_resume(
+        &self,
+        ch: &ClientHello,
+        msg: &[u8],
+        suite: CipherSuite,
+        retry: bool,
+        store: &mut dyn TicketStore,
+    ) -> Result<Option<(CipherSuite, Secret)>, TlsError> {
+        let Some(offer) = ch.psk.as_ref() else { return Ok(None) };
+        // §4.2.9: we only do psk_dhe_ke; psk_ke alone gets a full handshake.
+        if !ch.psk_modes.as_ref().is_some_and(|m| m.contains(&resume::PSK_DHE_KE)) {
+            return Ok(None);
+        }
+        let (Some((id, _obfuscated_age)), Some(binder)) = (offer.identities.first(), offer.binders.first()) else {
+            return Ok(None);
+        };
+        let Some(raw) = store.take(id) else { return Ok(None) };
+        // A record we cannot read is dropped: it could never be used.
+        let Ok(sess) = Session::decode(&raw) else { return Ok(None) };
+        let h = sess.suite.hash();
+        // §4.2.11 / §4.6.1: only a suite with the ticket's hash. After a
+        // HelloRetryRequest the suite is already fixed (§4.1.4).
+        let chosen = if retry {
+            Some(suite).filter(|s| s.hash() == h)
+        } else {
+            self.cfg.suites.iter().copied().find(|s| s.hash() == h && ch.suites.contains(&s.id()))
+        };
+        // §4.6.1 (and RFC 6066 §3): the session is for the name it was
+        // made for.
+        let Some(chosen) = chosen.filter(|_| sess.sni == ch.sni) else {
+            store.put_back(id, &raw);
+            return Ok(None);
+        };
+        // §4.2.11.2: over Transcript-Hash(Truncate(ClientHello)), preceded
+        // by message_hash(ClientHello1) and the HelloRetryRequest.
+        let Some(truncated) = msg.get(..offer.binders_offset) else {
+            store.put_back(id, &raw);
+            return Err(TlsError::Internal("binders offset"));
+        };
+        let th = match (retry, self.transcript.as_ref()) {
+            (false, _) => h.digest(truncated),
+            (true, Some(t)) => t.hash_with(truncated),
+            (true, None) => {
+                store.put_back(id, &raw);
+                return Err(TlsError::Internal("retry without transcript"));
+            }
+        };
+        if !resume::verify_binder(h, sess.psk.as_bytes(), &th, binder) {
+            store.put_back(id, &raw);
+            return Err(TlsError::DecryptError("psk binder"));
+        }
+        Ok(Some((chosen, sess.psk.clone())))
+    }
+
+    /// Sends the due NewSessionTickets (§4.6.1): for each, a random ticket
+    /// identity, a fresh ticket_nonce (our count), the per-ticket PSK
+    /// derived from the resumption master secret, stored in `store`; a
+    /// ticket the store refused is not sent. The resumption master secret
+    /// is dropped once all are sent.
+    fn issue_tickets(&mut self, rng: &mut dyn Entropy, store: &mut dyn TicketStore) -> Result<(), TlsError> {
+        if self.tickets_due == 0 || self.phase != Phase::Connected || self.close_sent || self.failed {
+            return Ok(());
+        }
+        let suite = self.suite.ok_or(TlsError::Internal("no suite"))?;
+        let h = suite.hash();
+        let lifetime = self.cfg.ticket_lifetime_s.min(resume::MAX_TICKET_LIFETIME);
+        while self.tickets_due > 0 {
+            self.tickets_due -= 1;
+            if lifetime == 0 {
+                continue;
+            }
+            let rms = self.resumption_secret.as_ref().ok_or(TlsError::Internal("no resumption secret"))?;
+            let nonce = self.tickets_sent.to_be_bytes();
+            let psk = resumption_psk(h, rms.as_bytes(), &nonce);
+            let mut id = [0u8; resume::TICKET_ID_LEN];
+            rng.fill(&mut id);
+            let age_add = rng.u32();
+            let sess = Session {
+                suite,
+                psk,
+                age_add,
+                lifetime_s: lifetime,
+                sni: self.sni.clone(),
+                alpn: self.alpn.clone(),
+                max_early_data: 0,
+            };
+            // A refused ticket is dropped unsent, so its nonce (and PSK) was
+            // never given out and the next ticket may use it.
+            if !store.put(&id, &sess.encode(), lifetime) {
+                continue;
+            }
+            let nst = messages::new_session_ticket(lifetime, age_add, &nonce, &id);
+            self.seal_handshake(&nst)?;
+            self.tickets_sent += 1;
+        }
+        self.resumption_secret = None;
         Ok(())
     }
 
@@ -813,17 +988,25 @@ impl TlsServer {
     fn on_key_exchange(&mut self, public: &[u8], shared: &[u8]) -> Result<(), TlsError> {
         let suite = self.suite.ok_or(TlsError::Internal("no suite"))?;
         let group = self.group.ok_or(TlsError::Internal("no group"))?;
-        let scheme = self.scheme.ok_or(TlsError::Internal("no scheme"))?;
         let h = suite.hash();
         let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
-        let sh = messages::server_hello(&self.server_random, &self.session_id, suite.id(), group.id(), public);
+        // §4.2.11: selected_identity 0, the only one we try.
+        let psk_identity = self.resumed.then_some(0);
+        let sh =
+            messages::server_hello(&self.server_random, &self.session_id, suite.id(), group.id(), public, psk_identity);
         t.update(&sh);
         push_plain_records(&mut self.out, content::HANDSHAKE, &sh);
         let sid = self.session_id.clone();
         self.send_dummy_ccs(&sid);
 
         let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
-        let mut ks = KeySchedule::new(h, None);
+        // §7.1: the Early Secret from the resumption PSK, or from zeros.
+        let psk = self.psk.take();
+        if self.resumed && psk.is_none() {
+            return Err(TlsError::Internal("resumed without a psk"));
+        }
+        let mut ks = KeySchedule::new(h, psk.as_ref().map(|p| p.as_bytes()));
+        drop(psk);
         ks.input_dhe(shared);
         let th = t.current_hash();
         let chs = ks.client_handshake_traffic_secret(&th);
@@ -834,7 +1017,15 @@ impl TlsServer {
         self.server_hs_secret = Some(shs);
         self.ks = Some(ks);
 
-        let ee = messages::encrypted_extensions(self.alpn.as_deref(), self.sni.is_some());
+        // RFC 6066 §3: no server_name acknowledgement when resuming.
+        let ee = messages::encrypted_extensions(self.alpn.as_deref(), self.sni.is_some() && !self.resumed);
+        if self.resumed {
+            // §2.2: PSK authentication, no Certificate or CertificateVerify.
+            let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
+            t.update(&ee);
+            return self.send_server_finished(ee);
+        }
+        let scheme = self.scheme.ok_or(TlsError::Internal("no scheme"))?;
         let cert = messages::certificate(&self.cfg.cert_chain);
         t.update(&ee);
         t.update(&cert);
@@ -851,17 +1042,25 @@ impl TlsServer {
     /// CertificateVerify and Finished, then the application traffic keys
     /// for writing (§4.4.3, §4.4.4, §7.1).
     fn on_signature(&mut self, sig: &[u8]) -> Result<(), TlsError> {
-        let suite = self.suite.ok_or(TlsError::Internal("no suite"))?;
         let scheme = self.scheme.ok_or(TlsError::Internal("no scheme"))?;
-        let h = suite.hash();
         let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
         let cv = messages::certificate_verify(scheme as u16, sig);
         t.update(&cv);
+        self.send_server_finished(cv)
+    }
+
+    /// Our Finished after `flight` (already in the transcript), both sealed
+    /// under the handshake key; then the application write key (§4.4.4,
+    /// §7.1).
+    fn send_server_finished(&mut self, flight: Vec<u8>) -> Result<(), TlsError> {
+        let suite = self.suite.ok_or(TlsError::Internal("no suite"))?;
+        let h = suite.hash();
+        let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
         let shs = self.server_hs_secret.take().ok_or(TlsError::Internal("no server handshake secret"))?;
         let fin = messages::finished(&finished_verify_data(h, shs.as_bytes(), &t.current_hash()));
         t.update(&fin);
         let th = t.current_hash();
-        let mut flight = cv;
+        let mut flight = flight;
         flight.extend_from_slice(&fin);
         self.seal_handshake(&flight)?;
         let ks = self.ks.as_mut().ok_or(TlsError::Internal("no key schedule"))?;
@@ -899,6 +1098,7 @@ impl TlsServer {
         self.client_hs_secret = None;
         self.transcript = None;
         self.phase = Phase::Connected;
+        self.tickets_due = self.cfg.tickets_per_handshake.min(resume::MAX_TICKETS_PER_HANDSHAKE);
         Ok(())
     }
 
@@ -1108,10 +1308,15 @@ impl TlsServer {
         w.bool(self.close_sent);
         w.bool(self.close_received);
         w.bool(self.failed);
+        // Version 2.
+        opt_secret(w, &self.psk);
+        w.bool(self.resumed);
+        w.u32(self.tickets_due);
+        w.u32(self.tickets_sent);
     }
 
     pub fn decode(r: &mut Reader, cfg: Arc<ServerConfig>) -> Result<TlsServer, DecodeError> {
-        r.version("TlsServer", STATE_TAG, 1, STATE_VERSION)?;
+        let version = r.version("TlsServer", STATE_TAG, 1, STATE_VERSION)?;
         let mut s = TlsServer::new(cfg);
         s.phase = Phase::from_u8(r.u8()?).ok_or(DecodeError::Invalid("tls phase"))?;
         s.inbuf = r.bytes()?.to_vec();
@@ -1186,6 +1391,12 @@ impl TlsServer {
         s.close_sent = r.bool()?;
         s.close_received = r.bool()?;
         s.failed = r.bool()?;
+        if version >= 2 {
+            s.psk = read_opt_secret(r)?;
+            s.resumed = r.bool()?;
+            s.tickets_due = r.u32()?.min(resume::MAX_TICKETS_PER_HANDSHAKE);
+            s.tickets_sent = r.u32()?;
+        }
         if s.failed {
             s.error = Some(TlsError::Internal("connection failed before handoff"));
         }

@@ -10,5 +10,6 @@ pub mod io;
 pub mod pipe;
 pub mod runtime;
 pub mod stats;
+pub mod tickets;
 
 pub use self::core::{Worker, WorkerParams};

@@ -5,7 +5,7 @@
 use super::*;
 use crate::codec::{Reader, Writer};
 
-fn round_trip(srv: TlsServer, cfg: &Arc<ServerConfig>, _step: usize) -> TlsServer {
+pub(super) fn round_trip(srv: TlsServer, cfg: &Arc<ServerConfig>, _step: usize) -> TlsServer {
     let mut w = Writer::new();
     srv.encode(&mut w);
     let bytes = w.finish();
@@ -21,7 +21,7 @@ fn round_trip(srv: TlsServer, cfg: &Arc<ServerConfig>, _step: usize) -> TlsServe
     back
 }
 
-fn life(pair: &mut Pair) {
+pub(super) fn life(pair: &mut Pair) {
     pair.handshake();
     let up = data(100_000, 11);
     let down = data(100_000, 12);

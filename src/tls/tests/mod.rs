@@ -4,6 +4,9 @@
 mod handoff;
 mod handshake;
 mod hostile;
+mod resume;
+
+pub(crate) use resume::MemStore;
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -92,6 +95,13 @@ impl Default for ClientOpts {
 }
 
 pub(crate) fn client(pki: &Pki, o: &ClientOpts) -> ClientConnection {
+    ClientConnection::new(client_config(pki, o), ServerName::try_from(o.name).unwrap()).unwrap()
+}
+
+/// A client configuration to make several connections from: they share
+/// rustls' in-memory session store (`Resumption::in_memory_sessions`, on
+/// by default), so a later one resumes with a ticket of an earlier one.
+pub(crate) fn client_config(pki: &Pki, o: &ClientOpts) -> Arc<ClientConfig> {
     let mut provider = rustls::crypto::ring::default_provider();
     provider.cipher_suites = o.suites.iter().map(|s| rustls_suite(*s)).collect();
     provider.kx_groups = o.groups.clone();
@@ -103,7 +113,7 @@ pub(crate) fn client(pki: &Pki, o: &ClientOpts) -> ClientConnection {
         .with_root_certificates(roots)
         .with_no_client_auth();
     cfg.alpn_protocols = o.alpn.clone();
-    ClientConnection::new(Arc::new(cfg), ServerName::try_from(o.name).unwrap()).unwrap()
+    Arc::new(cfg)
 }
 
 pub(crate) type Hook = Box<dyn FnMut(TlsServer, &Arc<ServerConfig>, usize) -> TlsServer>;
@@ -131,6 +141,9 @@ pub(crate) struct Pair {
     pub record_split: bool,
     /// Server plaintext read by the harness while applying backpressure.
     pub server_plain: Vec<u8>,
+    /// When set the server runs `process_with` this store: resumption and
+    /// tickets.
+    pub store: Option<MemStore>,
 }
 
 impl Pair {
@@ -150,6 +163,7 @@ impl Pair {
             split: None,
             record_split: false,
             server_plain: Vec::new(),
+            store: None,
         }
     }
 
@@ -198,7 +212,11 @@ impl Pair {
 
     pub fn run_server(&mut self) {
         loop {
-            if let Err(e) = self.server.process(&mut self.rng) {
+            let r = match self.store.as_mut() {
+                Some(st) => self.server.process_with(&mut self.rng, st),
+                None => self.server.process(&mut self.rng),
+            };
+            if let Err(e) = r {
                 self.server_error.get_or_insert(e);
                 return;
             }
