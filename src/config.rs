@@ -161,6 +161,21 @@ pub struct TlsSection {
     /// ALPN protocols in preference order, e.g. `["h2", "http/1.1"]`.
     #[serde(default)]
     pub alpn: Vec<String>,
+    /// NewSessionTickets sent after each handshake (0 = no resumption).
+    /// Each ticket is single-use: resuming takes it from the session table.
+    #[serde(default = "default_tickets")]
+    pub tickets_per_handshake: u32,
+    /// Ticket lifetime in seconds (RFC 8446 §4.6.1 caps it at 7 days); the
+    /// session record expires from the table with it.
+    #[serde(default = "default_ticket_lifetime")]
+    pub ticket_lifetime_s: u32,
+}
+
+fn default_tickets() -> u32 {
+    1
+}
+fn default_ticket_lifetime() -> u32 {
+    7200
 }
 
 /// `[backend]`: one pool, round robin.
@@ -354,6 +369,12 @@ impl Config {
             if !(4096..=64 * 1024 * 1024).contains(&v) {
                 return Err(invalid(key, format!("{v} is out of range 4096..=67108864 bytes")));
             }
+        }
+        if self.tls.tickets_per_handshake > 16 {
+            return Err(invalid("tls.tickets_per_handshake", "at most 16"));
+        }
+        if !(1..=604_800).contains(&self.tls.ticket_lifetime_s) {
+            return Err(invalid("tls.ticket_lifetime_s", "must be 1..=604800 (7 days, RFC 8446 §4.6.1)"));
         }
         for p in &self.tls.alpn {
             if p.is_empty() || p.len() > 255 {

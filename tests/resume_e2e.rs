@@ -5,10 +5,6 @@
 //! worker 0 with the ticket worker 1 issued. Single use is checked at the
 //! table (one take per resumption, one fresh ticket left behind); replays
 //! of a used ticket are in tests/resume_workers.rs.
-//!
-//! Needs the worker to call `TlsServer::process_with` with
-//! `worker::tickets::Tickets` (docs/resume-integration.patch); ignored
-//! until that lands.
 
 mod common;
 
@@ -52,7 +48,7 @@ fn connection(sim: &mut MultiSim, ccfg: &Arc<rustls::ClientConfig>, w: usize, po
 }
 
 #[test]
-#[ignore = "needs the worker to pass its tickets to TLS: docs/resume-integration.patch (conn.rs/core.rs)"]
+
 fn second_connection_resumes_on_the_other_worker() {
     let (ca, cfg) = tls();
     let mut sim = MultiSim::new(cfg, 2, 91);

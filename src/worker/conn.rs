@@ -14,7 +14,7 @@ use crate::entropy::Entropy;
 use crate::net::tcp::{TcpConfig, TcpConn};
 use crate::net::FlowId;
 use crate::time::{Duration, Instant};
-use crate::tls::{CryptoJob, JobResult, ServerConfig, TlsError, TlsServer};
+use crate::tls::{CryptoJob, JobResult, ServerConfig, TicketStore, TlsError, TlsServer};
 
 use super::stats::WorkerStats;
 
@@ -167,12 +167,12 @@ impl ProxiedConn {
 
     /// Runs or submits the TLS state machine's crypto jobs until it needs
     /// input, waits for a job, or fails.
-    fn drive_jobs(&mut self, mut r: Result<(), TlsError>, jobs: &mut dyn JobSink, rng: &mut dyn Entropy, stats: &mut WorkerStats) {
+    fn drive_jobs(&mut self, mut r: Result<(), TlsError>, jobs: &mut dyn JobSink, rng: &mut dyn Entropy, stats: &mut WorkerStats, tickets: &mut dyn TicketStore) {
         while r.is_ok() {
             let Some(job) = self.tls.take_job() else { break };
             stats.crypto_jobs += 1;
             match jobs.dispatch(job, rng) {
-                Some(res) => r = self.tls.complete_job(res).and_then(|_| self.tls.process(rng)),
+                Some(res) => r = self.tls.complete_job(res).and_then(|_| self.tls.process_with(rng, tickets)),
                 None => {
                     self.job_pending = true;
                     break;
@@ -190,10 +190,10 @@ impl ProxiedConn {
     }
 
     /// A slow-path job finished.
-    pub fn job_done(&mut self, result: JobResult, jobs: &mut dyn JobSink, rng: &mut dyn Entropy, stats: &mut WorkerStats) {
+    pub fn job_done(&mut self, result: JobResult, jobs: &mut dyn JobSink, rng: &mut dyn Entropy, stats: &mut WorkerStats, tickets: &mut dyn TicketStore) {
         self.job_pending = false;
-        let r = self.tls.complete_job(result).and_then(|_| self.tls.process(rng));
-        self.drive_jobs(r, jobs, rng, stats);
+        let r = self.tls.complete_job(result).and_then(|_| self.tls.process_with(rng, tickets));
+        self.drive_jobs(r, jobs, rng, stats, tickets);
     }
 
     /// True while a crypto job is out on the slow path (the connection
@@ -210,6 +210,7 @@ impl ProxiedConn {
         jobs: &mut dyn JobSink,
         scratch: &mut [u8],
         stats: &mut WorkerStats,
+        tickets: &mut dyn TicketStore,
     ) -> (Status, Wants) {
         let mut wants = Wants::default();
 
@@ -230,12 +231,15 @@ impl ProxiedConn {
         //    there is one (the result comes back through `job_done`), or
         //    run inline.
         if !self.tls.is_failed() && !self.job_pending {
-            let r = self.tls.process(rng);
-            self.drive_jobs(r, jobs, rng, stats);
+            let r = self.tls.process_with(rng, tickets);
+            self.drive_jobs(r, jobs, rng, stats, tickets);
         }
         if !self.tls.is_handshaking() && !self.tls.is_failed() && !self.handshake_counted {
             self.handshake_counted = true;
             stats.handshakes_completed += 1;
+            if self.tls.is_resumed() {
+                stats.handshakes_resumed += 1;
+            }
         }
         if !self.tls.is_handshaking() && !self.tls.is_failed() && self.backend.is_none() && !self.closing {
             wants.backend = true;

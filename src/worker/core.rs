@@ -22,6 +22,7 @@ use crate::tls::ServerConfig;
 
 use super::conn::{JobSink, ProxiedConn, Status};
 use super::handoff::{conn_identity, Fabric, Msg, Owner, KIND_CONN};
+use super::tickets::Tickets;
 use crate::session::seal::{Opener, Sealer, SealerId};
 use crate::slowpath::{Done, SlowPathHandle, Task};
 use crate::tls::{CryptoJob, JobResult};
@@ -229,7 +230,7 @@ impl Worker {
     }
 
     /// Collects finished slow-path jobs.
-    fn collect_jobs(&mut self) {
+    fn collect_jobs(&mut self, now: Instant) {
         loop {
             let done = match &self.jobs.slow {
                 Some((_, _, rx)) => match rx.try_recv() {
@@ -239,10 +240,11 @@ impl Worker {
                 None => break,
             };
             let k = key_of(done.tag);
-            let Worker { slots, rng, stats, jobs, .. } = self;
+            let Worker { slots, rng, stats, jobs, fabric, sealer, .. } = self;
             if let Some(c) = slots.get_mut(k.idx as usize).filter(|s| s.gen == k.gen).and_then(|s| s.conn.as_mut()) {
                 jobs.tag = done.tag;
-                c.job_done(done.result, jobs, rng.as_mut(), stats);
+                let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now);
+                c.job_done(done.result, jobs, rng.as_mut(), stats, &mut t);
             }
             self.mark_dirty(k);
         }
@@ -705,7 +707,7 @@ impl Worker {
     /// and transmits what is due.
     pub fn poll(&mut self, now: Instant, tx: &mut dyn FnMut(&[u8])) {
         self.poll_fabric(now, tx);
-        self.collect_jobs();
+        self.collect_jobs(now);
         while let Some(Reverse((t, idx, gen))) = self.timers.peek().copied() {
             if t > now {
                 break;
@@ -725,19 +727,21 @@ impl Worker {
     }
 
     fn service(&mut self, k: ConnKey, now: Instant, tx: &mut dyn FnMut(&[u8])) {
-        let Worker { slots, rng, scratch, stats, jobs, .. } = self;
+        let Worker { slots, rng, scratch, stats, jobs, fabric, sealer, .. } = self;
         let Some(c) = slots.get_mut(k.idx as usize).filter(|s| s.gen == k.gen).and_then(|s| s.conn.as_mut()) else {
             return;
         };
         c.dirty = false;
         jobs.tag = tag_of(k);
-        let (mut status, wants) = c.service(now, rng.as_mut(), jobs, scratch, stats);
+        let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now);
+        let (mut status, wants) = c.service(now, rng.as_mut(), jobs, scratch, stats, &mut t);
         if wants.backend {
             self.connect_backend(k, now);
             // A second pass so the SYN and any buffered plaintext move now.
-            let Worker { slots, rng, scratch, stats, jobs, .. } = self;
+            let Worker { slots, rng, scratch, stats, jobs, fabric, sealer, .. } = self;
             if let Some(c) = slots.get_mut(k.idx as usize).and_then(|s| s.conn.as_mut()) {
-                status = c.service(now, rng.as_mut(), jobs, scratch, stats).0;
+                let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now);
+                status = c.service(now, rng.as_mut(), jobs, scratch, stats, &mut t).0;
             }
         }
         // Transmit both flows.

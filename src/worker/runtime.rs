@@ -31,7 +31,9 @@ pub fn load_tls(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
         ));
     }
     let alpn = cfg.tls.alpn.iter().map(|s| s.as_bytes().to_vec()).collect();
-    let sc = ServerConfig::new(chain, key, alpn).map_err(|e| format!("tls: {e}"))?;
+    let mut sc = ServerConfig::new(chain, key, alpn).map_err(|e| format!("tls: {e}"))?;
+    sc.tickets_per_handshake = cfg.tls.tickets_per_handshake;
+    sc.ticket_lifetime_s = cfg.tls.ticket_lifetime_s;
     Ok(Arc::new(sc))
 }
 
