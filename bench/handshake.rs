@@ -12,7 +12,25 @@ use std::time::{Duration, Instant};
 use baton::entropy::OsEntropy;
 use baton::tls::key_schedule::{finished_verify_data, hkdf_expand_label, traffic_key_iv, KeySchedule};
 use baton::tls::suites::{CipherSuite, HashAlg};
-use baton::tls::{ServerConfig, SigningKey, TlsServer};
+use baton::tls::{ServerConfig, SigningKey, TicketStore, TlsServer};
+
+/// An in-memory ticket store (take removes), standing in for the session
+/// table so only the TLS server is measured.
+#[derive(Default)]
+struct MapStore(std::collections::HashMap<Vec<u8>, Vec<u8>>);
+
+impl TicketStore for MapStore {
+    fn put(&mut self, id: &[u8], session: &[u8], _lifetime_s: u32) -> bool {
+        self.0.insert(id.to_vec(), session.to_vec());
+        true
+    }
+    fn take(&mut self, id: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.0.remove(id).map(zeroize::Zeroizing::new)
+    }
+    fn put_back(&mut self, id: &[u8], session: &[u8]) -> bool {
+        self.put(id, session, 0)
+    }
+}
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 
@@ -38,8 +56,9 @@ fn server_config() -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
     (sc, Arc::new(cc))
 }
 
-/// One handshake; returns the time spent inside baton's server.
-fn one_handshake(sc: &Arc<ServerConfig>, cc: &Arc<rustls::ClientConfig>, rng: &mut OsEntropy) -> Duration {
+/// One handshake; returns the time spent inside baton's server and whether
+/// it resumed.
+fn one_handshake(sc: &Arc<ServerConfig>, cc: &Arc<rustls::ClientConfig>, rng: &mut OsEntropy, store: &mut MapStore) -> (Duration, bool) {
     let mut client = rustls::ClientConnection::new(cc.clone(), "baton.test".try_into().unwrap()).unwrap();
     let mut server_time = Duration::ZERO;
     let t = Instant::now();
@@ -55,11 +74,11 @@ fn one_handshake(sc: &Arc<ServerConfig>, cc: &Arc<rustls::ClientConfig>, rng: &m
         let mut off = 0;
         while off < buf.len() {
             let n = server.read_tls(&buf[off..]);
-            server.process(rng).unwrap();
+            server.process_with(rng, store).unwrap();
             while let Some(job) = server.take_job() {
                 let r = job.run(rng);
                 server.complete_job(r).unwrap();
-                server.process(rng).unwrap();
+                server.process_with(rng, store).unwrap();
             }
             if n == 0 {
                 break;
@@ -74,8 +93,8 @@ fn one_handshake(sc: &Arc<ServerConfig>, cc: &Arc<rustls::ClientConfig>, rng: &m
             client.read_tls(&mut rd).unwrap();
             client.process_new_packets().unwrap();
         }
-        if !client.is_handshaking() && !server.is_handshaking() && !client.wants_write() {
-            return server_time;
+        if !client.is_handshaking() && !server.is_handshaking() && !client.wants_write() && server.tls_output().is_empty() {
+            return (server_time, server.is_resumed());
         }
     }
     panic!("handshake did not complete");
@@ -108,6 +127,39 @@ fn crypto_only(sign_key: &EcdsaKeyPair, peer_pub: &[u8], rng: &SystemRandom) {
     let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, sap.as_bytes());
 }
 
+/// The crypto a server does in one psk_dhe_ke resumption, alone: X25519,
+/// the PSK key schedule, the binder and both Finished MACs, the new ticket's
+/// PSK. No signature.
+fn crypto_only_resumed(peer_pub: &[u8], rng: &SystemRandom) {
+    let eph = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::X25519, rng).unwrap();
+    let _pub = eph.compute_public_key().unwrap();
+    let peer = ring::agreement::UnparsedPublicKey::new(&ring::agreement::X25519, peer_pub);
+    let shared = ring::agreement::agree_ephemeral(eph, &peer, |s| s.to_vec()).unwrap();
+    let h = HashAlg::Sha256;
+    let th = [0x55u8; 32];
+    let psk = [0x33u8; 32];
+    let mut ks = KeySchedule::new(h, Some(&psk));
+    let bk = ks.binder_key(false);
+    let fk = hkdf_expand_label(h, bk.as_bytes(), b"finished", &[], 32);
+    let _ = finished_verify_data(h, fk.as_bytes(), &th);
+    ks.input_dhe(&shared);
+    let chs = ks.client_handshake_traffic_secret(&th);
+    let shs = ks.server_handshake_traffic_secret(&th);
+    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, chs.as_bytes());
+    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, shs.as_bytes());
+    for s in [&shs, &chs] {
+        let fk = hkdf_expand_label(h, s.as_bytes(), b"finished", &[], 32);
+        let _ = finished_verify_data(h, fk.as_bytes(), &th);
+    }
+    ks.into_master();
+    let cap = ks.client_application_traffic_secret_0(&th);
+    let sap = ks.server_application_traffic_secret_0(&th);
+    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, cap.as_bytes());
+    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, sap.as_bytes());
+    let rms = ks.resumption_master_secret(&th);
+    let _ = baton::tls::key_schedule::resumption_psk(h, rms.as_bytes(), &[0, 0]);
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -116,6 +168,10 @@ fn median(v: &mut [f64]) -> f64 {
 fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(500);
     let (sc, cc) = server_config();
+    // A second client config without resumption, for the full handshakes.
+    let mut c2 = (*cc).clone();
+    c2.resumption = rustls::client::Resumption::disabled();
+    let cc_full = Arc::new(c2);
     let mut rng = OsEntropy::new();
     let sysrng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &sysrng).unwrap();
@@ -124,25 +180,48 @@ fn main() {
     let peer = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::X25519, &sysrng).unwrap();
     let peer_pub = peer.compute_public_key().unwrap().as_ref().to_vec();
     // Warm up both.
+    let mut none = MapStore::default();
+    let mut tickets = MapStore::default();
     for _ in 0..20 {
-        one_handshake(&sc, &cc, &mut rng);
+        one_handshake(&sc, &cc_full, &mut rng, &mut none);
         crypto_only(&key, &peer_pub, &sysrng);
     }
     // Interleaved, one of each per round, medians of the per-round times:
     // noise from other processes on this shared machine then hits both
     // sides alike instead of skewing one phase.
-    let mut full = Vec::with_capacity(n);
-    let mut crypto = Vec::with_capacity(n);
+    let (mut full, mut crypto, mut resumed, mut crypto_r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut not_resumed = 0;
     for _ in 0..n {
-        full.push(one_handshake(&sc, &cc, &mut rng).as_secs_f64() * 1e6);
+        full.push(one_handshake(&sc, &cc_full, &mut rng, &mut none).0.as_secs_f64() * 1e6);
         let t = Instant::now();
         crypto_only(&key, &peer_pub, &sysrng);
         crypto.push(t.elapsed().as_secs_f64() * 1e6);
+        let (d, r) = one_handshake(&sc, &cc, &mut rng, &mut tickets);
+        if r {
+            resumed.push(d.as_secs_f64() * 1e6);
+        } else {
+            not_resumed += 1;
+        }
+        let t = Instant::now();
+        crypto_only_resumed(&peer_pub, &sysrng);
+        crypto_r.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let full_us = median(&mut full);
     let crypto_us = median(&mut crypto);
-    println!("full TLS 1.3 handshake (x25519, ECDSA P-256, AES-128-GCM), {n} interleaved rounds, medians, server side only");
-    println!("  baton server      {full_us:8.1} µs/handshake  ({:.0} handshakes per CPU-second)", 1e6 / full_us);
-    println!("  crypto-only floor {crypto_us:8.1} µs/handshake");
-    println!("  ratio crypto/full {:8.3}   (target >= 0.85)", crypto_us / full_us);
+    println!("TLS 1.3 handshakes (x25519, ECDSA P-256, AES-128-GCM), {n} interleaved rounds, medians, server side only");
+    println!("  full:    baton {full_us:7.1} µs ({:.0}/CPU-s)   crypto-only {crypto_us:7.1} µs   ratio {:.3} (target >= 0.85)", 1e6 / full_us, crypto_us / full_us);
+    if resumed.is_empty() {
+        println!("  resumed: none of {n} handshakes resumed");
+        std::process::exit(1);
+    }
+    let res_us = median(&mut resumed);
+    let cr_us = median(&mut crypto_r);
+    println!(
+        "  resumed: baton {res_us:7.1} µs ({:.0}/CPU-s)   crypto-only {cr_us:7.1} µs   ratio {:.3} (target >= 0.85); {} of {n} resumed; resumed/full speed {:.2}x",
+        1e6 / res_us,
+        cr_us / res_us,
+        resumed.len(),
+        full_us / res_us
+    );
+    let _ = not_resumed;
 }
