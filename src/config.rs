@@ -50,6 +50,14 @@ pub struct SessionSection {
     /// buffers) waits until it is smaller before it can move.
     #[serde(default = "default_max_record_kib")]
     pub max_record_kib: usize,
+    /// Session tickets the host holds at once (each resumable once, until
+    /// its lifetime ends; when full, new tickets are not issued).
+    #[serde(default = "default_ticket_slots")]
+    pub ticket_slots: usize,
+}
+
+fn default_ticket_slots() -> usize {
+    16384
 }
 
 fn default_table_slots() -> usize {
@@ -61,7 +69,7 @@ fn default_max_record_kib() -> usize {
 
 impl Default for SessionSection {
     fn default() -> Self {
-        SessionSection { table_slots: default_table_slots(), max_record_kib: default_max_record_kib() }
+        SessionSection { table_slots: default_table_slots(), max_record_kib: default_max_record_kib(), ticket_slots: default_ticket_slots() }
     }
 }
 
@@ -407,6 +415,9 @@ impl Config {
         }
         if !(1..=1 << 20).contains(&self.session.table_slots) {
             return Err(invalid("session.table_slots", "must be 1..=1048576"));
+        }
+        if !(1..=1 << 22).contains(&self.session.ticket_slots) {
+            return Err(invalid("session.ticket_slots", "must be 1..=4194304"));
         }
         if !(4..=4096).contains(&self.session.max_record_kib) {
             return Err(invalid("session.max_record_kib", "must be 4..=4096"));

@@ -54,11 +54,11 @@ fn second_connection_resumes_on_the_other_worker() {
     let mut sim = MultiSim::new(cfg, 2, 91);
     let ccfg = client_config(&ca, None, None, &[]);
     assert_eq!(connection(&mut sim, &ccfg, 0, 41000), Some(HandshakeKind::Full));
-    assert_eq!(sim.fabric.table.occupied(), 1, "one ticket in the table");
+    assert_eq!(sim.fabric.tickets.occupied(), 1, "one ticket in the table");
     assert_eq!(connection(&mut sim, &ccfg, 1, 41001), Some(HandshakeKind::Resumed));
     // The used ticket is gone; the resumed connection left a fresh one.
-    assert_eq!(sim.fabric.table.occupied(), 1);
-    let st = sim.fabric.table.stats();
+    assert_eq!(sim.fabric.tickets.occupied(), 1);
+    let st = sim.fabric.tickets.stats();
     assert_eq!((st.puts, st.takes), (2, 1));
     assert_eq!(connection(&mut sim, &ccfg, 0, 41002), Some(HandshakeKind::Resumed));
 }

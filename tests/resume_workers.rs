@@ -41,7 +41,8 @@ fn fabric() -> Arc<Fabric> {
     let cfg = TableConfig { slots: 1024, max_record: 4096, probe: 16, hash_key: [3; 32] };
     let need = SessionTable::<HeapArena>::words_needed(cfg.slots, cfg.max_record).unwrap();
     let table = SessionTable::from_words(DynArena(Box::new(HeapArena::new(need))), &cfg).unwrap();
-    Arc::new(Fabric::new(2, 64, table, KeyRing::new(1, &[0x42; 32], Instant::ZERO), 9, 77))
+    let conns = baton::worker::handoff::heap_table(4, 4096, [4; 32]).unwrap();
+    Arc::new(Fabric::new(2, 64, conns, table, KeyRing::new(1, &[0x42; 32], Instant::ZERO), 9, 77))
 }
 
 /// One worker's TLS side: its sealer and randomness.
@@ -141,7 +142,7 @@ fn ticket_issued_on_one_worker_resumes_on_the_other() {
     let (mut c, mut s) = handshake(&ccfg, &scfg, &mut w0, T0);
     assert_eq!(c.handshake_kind(), Some(HandshakeKind::Full));
     assert_eq!(s.tickets_sent(), 1);
-    assert_eq!(f.table.occupied(), 1);
+    assert_eq!(f.tickets.occupied(), 1);
     echo(&mut c, &mut s, &mut w0, T0);
 
     let later = T0 + Duration::from_secs(60);
@@ -151,8 +152,8 @@ fn ticket_issued_on_one_worker_resumes_on_the_other() {
     assert_eq!(s2.alpn(), Some(&b"http/1.1"[..]));
     echo(&mut c2, &mut s2, &mut w1, later);
     // The used ticket was taken; the fresh one from worker 1 is in.
-    let st = f.table.stats();
-    assert_eq!((st.puts, st.takes, f.table.occupied()), (2, 1, 1));
+    let st = f.tickets.stats();
+    assert_eq!((st.puts, st.takes, f.tickets.occupied()), (2, 1, 1));
 
     // And back to worker 0 with worker 1's ticket.
     let (c3, s3) = handshake(&ccfg, &scfg, &mut w0, later + Duration::from_secs(1));
@@ -197,7 +198,7 @@ fn bad_binder_on_one_worker_leaves_the_ticket_for_the_other() {
     x.read_tls(&bad);
     assert_eq!(w0.run(&mut x, T0), Err(TlsError::DecryptError("psk binder")));
     assert_eq!(x.tls_output(), &[21, 3, 3, 0, 2, 2, 51]);
-    assert_eq!(f.table.occupied(), 1, "the bad binder burnt the ticket");
+    assert_eq!(f.tickets.occupied(), 1, "the bad binder burnt the ticket");
     let mut s = TlsServer::new(scfg.clone());
     pump(&mut c2, &mut s, &mut w1, T0, ch);
     assert_eq!(c2.handshake_kind(), Some(HandshakeKind::Resumed));

@@ -103,13 +103,28 @@ impl Arena for DynArena {
     }
 }
 
+/// A session table in heap memory.
+pub fn heap_table(slots: usize, max_record: usize, hash_key: [u8; 32]) -> Result<SessionTable<DynArena>, crate::session::table::ConfigError> {
+    use crate::session::table::{HeapArena, TableConfig};
+    let cfg = TableConfig { slots, max_record, probe: 16, hash_key };
+    let words = SessionTable::<HeapArena>::words_needed(slots, max_record)?;
+    SessionTable::from_words(DynArena(Box::new(HeapArena::new(words))), &cfg)
+}
+
+/// Largest sealed ticket record (a session with the longest SNI and ALPN
+/// is about 600 bytes).
+pub const TICKET_RECORD_MAX: usize = 1024;
+
 /// Everything the workers of one process share.
 pub struct Fabric {
     pub workers: usize,
     inbox_tx: Vec<Sender<Msg>>,
     inbox_rx: Vec<Receiver<Msg>>,
     pub directory: OwnerDirectory,
+    /// Connection records (few, large slots).
     pub table: SessionTable<DynArena>,
+    /// Session tickets (many, small slots).
+    pub tickets: SessionTable<DynArena>,
     pub keys: KeyRing,
     drain: Vec<AtomicBool>,
     /// Host id and boot id for sealer ids (unique per process start).
@@ -118,7 +133,15 @@ pub struct Fabric {
 }
 
 impl Fabric {
-    pub fn new(workers: usize, ring_size: usize, table: SessionTable<DynArena>, keys: KeyRing, host: u32, boot: u64) -> Fabric {
+    pub fn new(
+        workers: usize,
+        ring_size: usize,
+        table: SessionTable<DynArena>,
+        tickets: SessionTable<DynArena>,
+        keys: KeyRing,
+        host: u32,
+        boot: u64,
+    ) -> Fabric {
         let (tx, rx): (Vec<_>, Vec<_>) = (0..workers).map(|_| bounded(ring_size.max(16))).unzip();
         Fabric {
             workers,
@@ -126,6 +149,7 @@ impl Fabric {
             inbox_rx: rx,
             directory: OwnerDirectory::new(64),
             table,
+            tickets,
             keys,
             drain: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             host,

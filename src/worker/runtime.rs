@@ -397,19 +397,24 @@ pub fn run(cfg: Config) -> Result<(), String> {
 fn make_fabric(cfg: &Config) -> Result<Arc<super::handoff::Fabric>, String> {
     use crate::entropy::Entropy;
     use crate::session::seal::KeyRing;
-    use crate::session::table::{HeapArena, SessionTable, TableConfig};
     let mut rng = crate::entropy::OsEntropy::new();
     let mut hash_key = [0u8; 32];
     rng.fill(&mut hash_key);
-    let tc = TableConfig { slots: cfg.session.table_slots, max_record: cfg.session.max_record_kib * 1024, probe: 16, hash_key };
-    let words = SessionTable::<HeapArena>::words_needed(tc.slots, tc.max_record).map_err(|e| format!("session: {e}"))?;
-    let table = SessionTable::from_words(super::handoff::DynArena(Box::new(HeapArena::new(words))), &tc)
+    let max_record = cfg.session.max_record_kib * 1024;
+    let table = super::handoff::heap_table(cfg.session.table_slots, max_record, hash_key).map_err(|e| format!("session: {e}"))?;
+    rng.fill(&mut hash_key);
+    let tickets = super::handoff::heap_table(cfg.session.ticket_slots, super::handoff::TICKET_RECORD_MAX, hash_key)
         .map_err(|e| format!("session: {e}"))?;
     let mut key = zeroize::Zeroizing::new([0u8; 32]);
     rng.fill(&mut key[..]);
     let keys = KeyRing::new(1, &key, Instant::ZERO);
-    log::info!("session table: {} slots of up to {} KiB ({} MiB, heap)", tc.slots, cfg.session.max_record_kib, words * 8 >> 20);
-    Ok(Arc::new(super::handoff::Fabric::new(cfg.workers.count, 4096, table, keys, rng.u32(), rng.u64())))
+    log::info!(
+        "session tables (heap): {} connection slots of up to {} KiB, {} ticket slots",
+        cfg.session.table_slots,
+        cfg.session.max_record_kib,
+        cfg.session.ticket_slots
+    );
+    Ok(Arc::new(super::handoff::Fabric::new(cfg.workers.count, 4096, table, tickets, keys, rng.u32(), rng.u64())))
 }
 
 /// [`poll_loop`], publishing counter snapshots for the admin endpoint about

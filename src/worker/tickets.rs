@@ -53,7 +53,7 @@ impl TicketStore for WorkerTickets<'_> {
                 return false;
             }
         };
-        match self.fabric.table.put(KIND_SESSION, ticket_id, &sealed, expiry, self.now) {
+        match self.fabric.tickets.put(KIND_SESSION, ticket_id, &sealed, expiry, self.now) {
             Ok(()) => true,
             Err(e) => {
                 log::debug!("session table refused a ticket: {e:?}");
@@ -64,7 +64,7 @@ impl TicketStore for WorkerTickets<'_> {
 
     fn take(&mut self, ticket_id: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         let mut buf = Vec::new();
-        if !matches!(self.fabric.table.take(KIND_SESSION, ticket_id, self.now, &mut buf), Ok(true)) {
+        if !matches!(self.fabric.tickets.take(KIND_SESSION, ticket_id, self.now, &mut buf), Ok(true)) {
             return None;
         }
         match Opener::new(&self.fabric.keys).open(KIND_SESSION, ticket_id, self.now, &buf) {
@@ -86,7 +86,7 @@ impl TicketStore for WorkerTickets<'_> {
             return false;
         }
         let Some(expiry) = sealed_expiry(&sealed) else { return false };
-        self.fabric.table.put(KIND_SESSION, ticket_id, &sealed, expiry, self.now).is_ok()
+        self.fabric.tickets.put(KIND_SESSION, ticket_id, &sealed, expiry, self.now).is_ok()
     }
 }
 
@@ -136,7 +136,8 @@ mod tests {
         let cfg = TableConfig { slots: 64, max_record: 1024, probe: 8, hash_key: [9; 32] };
         let need = SessionTable::<HeapArena>::words_needed(cfg.slots, cfg.max_record).unwrap();
         let table = SessionTable::from_words(DynArena(Box::new(HeapArena::new(need))), &cfg).unwrap();
-        Fabric::new(2, 16, table, KeyRing::new(1, &[7; 32], Instant::ZERO), 1, 2)
+        let conns = crate::worker::handoff::heap_table(4, 1024, [6; 32]).unwrap();
+        Fabric::new(2, 16, conns, table, KeyRing::new(1, &[7; 32], Instant::ZERO), 1, 2)
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub fn fabric(workers: usize) -> Arc<Fabric> {
     let words = SessionTable::<HeapArena>::words_needed(cfg.slots, cfg.max_record).unwrap();
     let table = SessionTable::from_words(DynArena(Box::new(HeapArena::new(words))), &cfg).unwrap();
     let keys = KeyRing::new(1, &[0x42; 32], Instant::ZERO);
-    Arc::new(Fabric::new(workers, 1024, table, keys, 1, 1))
+    let tickets = baton::worker::handoff::heap_table(1024, 1024, [8; 32]).unwrap();
+    Arc::new(Fabric::new(workers, 1024, table, tickets, keys, 1, 1))
 }
 
 pub struct MultiSim {
