@@ -216,6 +216,10 @@ pub struct WorkersSection {
     /// How long an idle worker sleeps between polls, in microseconds.
     #[serde(default = "default_idle_sleep_us")]
     pub idle_sleep_us: u64,
+    /// After traffic, keep polling this long before the first sleep, in
+    /// microseconds (replies usually come within it). 0 = sleep at once.
+    #[serde(default = "default_idle_spin_us")]
+    pub idle_spin_us: u64,
     /// Most proxied connections one worker holds; past it new SYNs are
     /// dropped and counted.
     #[serde(default = "default_max_conns")]
@@ -246,6 +250,9 @@ fn default_idle_polls() -> u32 {
 fn default_idle_sleep_us() -> u64 {
     200
 }
+fn default_idle_spin_us() -> u64 {
+    500
+}
 fn default_max_conns() -> usize {
     65536
 }
@@ -257,6 +264,7 @@ impl Default for WorkersSection {
             cores: vec![],
             idle_polls_before_sleep: default_idle_polls(),
             idle_sleep_us: default_idle_sleep_us(),
+            idle_spin_us: default_idle_spin_us(),
             max_connections: default_max_conns(),
             slow_path_threads: default_slow_threads(),
             slow_path_queue: default_slow_queue(),

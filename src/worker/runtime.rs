@@ -42,6 +42,8 @@ pub fn load_tls(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
 pub struct LoopConfig {
     pub idle_polls_before_sleep: u32,
     pub idle_sleep_us: u64,
+    /// After the last busy iteration, keep polling without sleeping this long.
+    pub idle_spin_us: u64,
     /// How long a stopping worker waits for its connections to close.
     pub drain_timeout_ms: u64,
 }
@@ -65,6 +67,7 @@ pub fn poll_loop_with(
     let mut totals = LoopTotals::default();
     let mut last_hook = Instant::ZERO;
     let mut idle = 0u32;
+    let mut last_busy = Instant::ZERO;
     let mut stopping_since: Option<Instant> = None;
     let mut out = FrameArena::default();
     loop {
@@ -110,7 +113,11 @@ pub fn poll_loop_with(
         }
         if n == 0 && sent == 0 {
             idle = idle.saturating_add(1);
-            if idle > lc.idle_polls_before_sleep {
+            // Keep polling for a short while after the last frame: a reply
+            // (the backend's answer, the client's next record) usually comes
+            // within it, and a sleep there costs a timer slack per hop.
+            let spinning = now.saturating_since(last_busy).micros() < lc.idle_spin_us;
+            if idle > lc.idle_polls_before_sleep && !spinning {
                 // Back off so the clients and backend sharing these cores run
                 // (DESIGN.md, "Machines without a NIC"). Wake for timers.
                 let mut sleep_us = lc.idle_sleep_us;
@@ -121,6 +128,7 @@ pub fn poll_loop_with(
             }
         } else {
             idle = 0;
+            last_busy = now;
         }
     }
 }
@@ -293,6 +301,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let lc = LoopConfig {
         idle_polls_before_sleep: cfg.workers.idle_polls_before_sleep,
         idle_sleep_us: cfg.workers.idle_sleep_us,
+        idle_spin_us: cfg.workers.idle_spin_us,
         drain_timeout_ms: 2000,
     };
     let clock = Arc::new(MonotonicClock::new());
