@@ -3,7 +3,8 @@
 //! counters about every 100 ms; this thread only reads those snapshots, so
 //! it never touches a worker's fast path.
 //!
-//! `POST /drain?worker=N` asks worker N to move every connection to the
+//! `POST /rotate-keys` rotates the sealing key now (the previous key stays
+//! readable). `POST /drain?worker=N` asks worker N to move every connection to the
 //! other workers (issue 3); `POST /undrain?worker=N` lets it take new ones.
 
 use std::io::{BufRead, BufReader, Write};
@@ -15,6 +16,7 @@ use crate::worker::runtime::Snapshots;
 pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker::handoff::Fabric>) -> std::io::Result<()> {
     let l = TcpListener::bind(addr)?;
     log::info!("admin endpoint on http://{}/metrics", l.local_addr()?);
+    let started = std::time::Instant::now();
     std::thread::Builder::new().name("baton-admin".into()).spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
@@ -32,6 +34,14 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
                     }
                     _ => ("400 Bad Request", format!("need ?worker=N with N < {} and at least 2 workers\n", fabric.workers)),
                 }
+            } else if ok && line.starts_with("POST /rotate-keys") {
+                let now = crate::time::Instant::from_micros(started.elapsed().as_micros() as u64);
+                if fabric.rotate_keys(now, &mut crate::entropy::OsEntropy::new()) {
+                    log::info!("admin: sealing key rotated to id {}", fabric.key_id());
+                    ("200 OK", format!("sealing key is now id {}\n", fabric.key_id()))
+                } else {
+                    ("500 Internal Server Error", "key ids exhausted\n".to_string())
+                }
             } else if ok && line.starts_with("POST /undrain") {
                 match worker_arg {
                     Some(w) if w < fabric.workers => {
@@ -41,7 +51,7 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
                     _ => ("400 Bad Request", "need ?worker=N\n".to_string()),
                 }
             } else {
-                ("404 Not Found", "try GET /metrics, POST /drain?worker=N, POST /undrain?worker=N\n".to_string())
+                ("404 Not Found", "try GET /metrics, POST /drain?worker=N, POST /undrain?worker=N, POST /rotate-keys\n".to_string())
             };
             let _ = write!(
                 s,

@@ -54,6 +54,15 @@ pub struct SessionSection {
     /// its lifetime ends; when full, new tickets are not issued).
     #[serde(default = "default_ticket_slots")]
     pub ticket_slots: usize,
+    /// The sealing key rotates this often (seconds). Records sealed under
+    /// the previous key stay readable, so a ticket lives at most this long
+    /// past its issue: `tls.ticket_lifetime_s` must not exceed it.
+    #[serde(default = "default_key_rotation")]
+    pub key_rotation_s: u64,
+}
+
+fn default_key_rotation() -> u64 {
+    7200
 }
 
 fn default_ticket_slots() -> usize {
@@ -69,7 +78,7 @@ fn default_max_record_kib() -> usize {
 
 impl Default for SessionSection {
     fn default() -> Self {
-        SessionSection { table_slots: default_table_slots(), max_record_kib: default_max_record_kib(), ticket_slots: default_ticket_slots() }
+        SessionSection { table_slots: default_table_slots(), max_record_kib: default_max_record_kib(), ticket_slots: default_ticket_slots(), key_rotation_s: default_key_rotation() }
     }
 }
 
@@ -424,6 +433,18 @@ impl Config {
         if !(1..=1 << 20).contains(&self.session.table_slots) {
             return Err(invalid("session.table_slots", "must be 1..=1048576"));
         }
+        if !(60..=30 * 86_400).contains(&self.session.key_rotation_s) {
+            return Err(invalid("session.key_rotation_s", "must be 60..=2592000"));
+        }
+        if u64::from(self.tls.ticket_lifetime_s) > self.session.key_rotation_s {
+            return Err(invalid(
+                "tls.ticket_lifetime_s",
+                format!(
+                    "{} exceeds session.key_rotation_s ({}): a ticket would outlive the key it is sealed under",
+                    self.tls.ticket_lifetime_s, self.session.key_rotation_s
+                ),
+            ));
+        }
         if !(1..=1 << 22).contains(&self.session.ticket_slots) {
             return Err(invalid("session.ticket_slots", "must be 1..=4194304"));
         }
@@ -493,6 +514,12 @@ servers = ["198.18.0.1:8080"]
     fn missing_section_is_named() {
         let e = err_of("[listen]\naddress = \"198.18.0.2\"\n");
         assert!(e.contains("tls") || e.contains("backend"), "{e}");
+    }
+
+    #[test]
+    fn a_ticket_lifetime_longer_than_the_key_rotation_is_refused() {
+        let e = err_of(&GOOD.replace("alpn = [\"http/1.1\"]", "alpn = [\"http/1.1\"]\nticket_lifetime_s = 9000"));
+        assert!(e.starts_with("tls.ticket_lifetime_s:") && e.contains("key_rotation_s"), "{e}");
     }
 
     #[test]

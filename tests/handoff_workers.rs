@@ -137,3 +137,48 @@ fn yield_request_that_missed_the_owner_is_passed_on() {
     let dropped: u64 = r.sim.workers.iter().map(|w| w.stats.handoff_frames_dropped).sum();
     assert_eq!(dropped, 0);
 }
+
+/// A taker that finds a record sealed under the key before the current one
+/// still opens it; one sealed two rotations ago is refused (and the
+/// connection is lost: safety over liveness, DESIGN.md).
+#[test]
+fn records_sealed_before_a_key_rotation_open_and_before_two_do_not() {
+    let mut r = setup(2, 16 * 1024, 256 * 1024, 24);
+    r.run_until(50_000, &mut |_, _| 0, &mut |r| r.client.downloaded.len() > 64 * 1024);
+    let cf = r.sim.workers[0].client_flows()[0];
+    let now = baton::time::Instant::from_millis(r.sim.now_ms);
+    let mut rng = SeededEntropy::new(99);
+    // Sealed under key 1, key rotated once: worker 1 takes and continues.
+    assert!(r.sim.workers[0].hand_over(&cf, 1, now));
+    assert!(r.sim.fabric.rotate_keys(now, &mut rng));
+    r.sim.workers[1].poll(now, &mut |_| {});
+    assert_eq!(r.sim.workers[1].conn_count(), 1, "a record under the previous key opens");
+    // Worker 1 now seals under key 2; rotate twice before the take.
+    r.sim.workers[1].poll(now, &mut |_| {});
+    assert!(r.sim.workers[1].hand_over(&cf, 0, now));
+    assert!(r.sim.fabric.rotate_keys(now, &mut rng));
+    assert!(r.sim.fabric.rotate_keys(now, &mut rng));
+    r.sim.workers[0].poll(now, &mut |_| {});
+    assert_eq!(r.sim.workers[0].conn_count(), 0, "a record two keys old must not open");
+    assert_eq!(r.sim.workers[0].stats.adopt_failures, 1);
+    assert_eq!(r.sim.fabric.table.occupied(), 0, "the failed take still removed it");
+}
+
+/// A full connection table refuses the move; the connection stays with its
+/// owner, which keeps serving it.
+#[test]
+fn a_full_table_refuses_a_handoff_and_the_owner_keeps_the_connection() {
+    let mut r = setup(2, 16 * 1024, 128 * 1024, 25);
+    r.run_until(50_000, &mut |_, _| 0, &mut |r| r.client.downloaded.len() > 32 * 1024);
+    let now = baton::time::Instant::from_millis(r.sim.now_ms);
+    let slots = r.sim.fabric.table.slots();
+    for i in 0..slots as u64 * 4 {
+        let _ = r.sim.fabric.table.put(9, &i.to_be_bytes(), b"filler", now + baton::time::Duration::from_secs(60), now);
+    }
+    let cf = r.sim.workers[0].client_flows()[0];
+    assert!(!r.sim.workers[0].hand_over(&cf, 1, now), "the full table took the record");
+    assert_eq!(r.sim.workers[0].conn_count(), 1);
+    assert_eq!(r.sim.workers[0].stats.handoff_put_failures, 1);
+    r.run_until(200_000, &mut |_, _| 0, &mut |r| r.client.done() && r.backend.closed);
+    r.check_bytes();
+}

@@ -55,7 +55,7 @@ struct Worker {
 impl Worker {
     fn new(fabric: &Arc<Fabric>, id: u32) -> Worker {
         let sid = SealerId { host: fabric.host, boot: fabric.boot, worker: id };
-        Worker { fabric: fabric.clone(), sealer: Sealer::new(&fabric.keys, sid), rng: SeededEntropy::new(100 + id as u64) }
+        Worker { fabric: fabric.clone(), sealer: Sealer::new(&fabric.keys(), sid), rng: SeededEntropy::new(100 + id as u64) }
     }
 
     /// What `Conn::service` does: process with the worker's tickets, run

@@ -199,7 +199,7 @@ impl Worker {
     /// owner directory, rings).
     pub fn attach_fabric(&mut self, fabric: Arc<Fabric>) {
         let id = SealerId { host: fabric.host, boot: fabric.boot, worker: self.id as u32 };
-        self.sealer = Some(Sealer::new(&fabric.keys, id));
+        self.sealer = Some(Sealer::new(&fabric.keys(), id));
         self.fabric = Some(fabric);
     }
 
@@ -441,7 +441,8 @@ impl Worker {
         let taken = matches!(f.table.take(KIND_CONN, &id, now, &mut buf), Ok(true));
         let mut ok = false;
         if taken {
-            match Opener::new(&f.keys).open(KIND_CONN, &id, now, &buf) {
+            let opened = Opener::new(&f.keys()).open(KIND_CONN, &id, now, &buf);
+            match opened {
                 Ok(plain) => match self.import_conn(&plain, now) {
                     Ok(_) => ok = true,
                     Err(e) => {
@@ -549,6 +550,12 @@ impl Worker {
     /// Handles messages from other workers and handoff housekeeping.
     fn poll_fabric(&mut self, now: Instant, tx: &mut dyn FnMut(&[u8])) {
         let Some(f) = self.fabric.clone() else { return };
+        // After a key rotation, seal under the new key (a new sealer: its
+        // subkey is new, so its counter may start again).
+        if self.sealer.as_ref().map(|s| s.key_id()) != Some(f.key_id()) {
+            let id = SealerId { host: f.host, boot: f.boot, worker: self.id as u32 };
+            self.sealer = Some(Sealer::new(&f.keys(), id));
+        }
         for _ in 0..256 {
             let Some(m) = f.recv(self.id) else { break };
             match m {

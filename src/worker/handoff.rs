@@ -125,7 +125,12 @@ pub struct Fabric {
     pub table: SessionTable<DynArena>,
     /// Session tickets (many, small slots).
     pub tickets: SessionTable<DynArena>,
-    pub keys: KeyRing,
+    /// The sealing keys (current and previous). Read on every seal and open
+    /// (handoffs and resumptions only, never per packet); written on
+    /// rotation.
+    keys: std::sync::RwLock<KeyRing>,
+    /// The current key id, so workers notice a rotation without locking.
+    key_id: std::sync::atomic::AtomicU32,
     drain: Vec<AtomicBool>,
     /// Host id and boot id for sealer ids (unique per process start).
     pub host: u32,
@@ -150,11 +155,42 @@ impl Fabric {
             directory: OwnerDirectory::new(64),
             table,
             tickets,
-            keys,
+            key_id: std::sync::atomic::AtomicU32::new(keys.current_id()),
+            keys: std::sync::RwLock::new(keys),
             drain: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             host,
             boot,
         }
+    }
+
+    /// The key ring, for sealing and opening.
+    pub fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
+        // A poisoned lock means a panic while rotating; the ring itself is
+        // still consistent (rotate replaces fields wholesale).
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Id of the current sealing key.
+    pub fn key_id(&self) -> u32 {
+        self.key_id.load(Ordering::Acquire)
+    }
+
+    /// Rotates to a fresh key from `entropy`: records sealed under the
+    /// previous key stay readable, older ones no longer. Workers remake
+    /// their sealers on their next poll.
+    pub fn rotate_keys(&self, now: crate::time::Instant, entropy: &mut dyn crate::entropy::Entropy) -> bool {
+        let mut ring = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let next = ring.current_id().wrapping_add(1);
+        if next == 0 {
+            return false;
+        }
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        entropy.fill(&mut key[..]);
+        let ok = ring.rotate(next, &key, now).is_ok();
+        if ok {
+            self.key_id.store(next, Ordering::Release);
+        }
+        ok
     }
 
     /// Sends `msg` to `worker`'s ring; false if the ring is full.

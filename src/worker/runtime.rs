@@ -294,6 +294,28 @@ pub fn run(cfg: Config) -> Result<(), String> {
         None
     };
     let fabric = make_fabric(&cfg)?;
+    let clock = Arc::new(MonotonicClock::new());
+    {
+        // Key rotation on a timer (DESIGN.md, "Sealing").
+        let (fabric, stop, clock) = (fabric.clone(), stop.clone(), clock.clone());
+        let every = std::time::Duration::from_secs(cfg.session.key_rotation_s);
+        std::thread::Builder::new()
+            .name("baton-keys".into())
+            .spawn(move || {
+                let mut rng = crate::entropy::OsEntropy::new();
+                let mut last = std::time::Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                    if last.elapsed() >= every {
+                        last = std::time::Instant::now();
+                        if fabric.rotate_keys(clock.now(), &mut rng) {
+                            log::info!("session: sealing key rotated to id {}", fabric.key_id());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the key rotation thread: {e}"))?;
+    }
     let snapshots: Snapshots = Arc::new((0..n).map(|_| std::sync::Mutex::new(Default::default())).collect());
     if let Some(addr) = &cfg.admin.listen {
         crate::admin::start(addr, snapshots.clone(), fabric.clone()).map_err(|e| format!("admin.listen: {addr}: {e}"))?;
@@ -304,7 +326,6 @@ pub fn run(cfg: Config) -> Result<(), String> {
         idle_spin_us: cfg.workers.idle_spin_us,
         drain_timeout_ms: 2000,
     };
-    let clock = Arc::new(MonotonicClock::new());
     let mut threads = Vec::new();
     for id in 0..n {
         let queue = port.take_queue(QueueId(id as u16)).ok_or_else(|| format!("dpdk: queue {id} unavailable"))?;

@@ -67,7 +67,8 @@ impl TicketStore for WorkerTickets<'_> {
         if !matches!(self.fabric.tickets.take(KIND_SESSION, ticket_id, self.now, &mut buf), Ok(true)) {
             return None;
         }
-        match Opener::new(&self.fabric.keys).open(KIND_SESSION, ticket_id, self.now, &buf) {
+        let opened = Opener::new(&self.fabric.keys()).open(KIND_SESSION, ticket_id, self.now, &buf);
+        match opened {
             Ok(plain) => {
                 self.last = Some((ticket_id.to_vec(), buf));
                 Some(plain)
@@ -143,8 +144,8 @@ mod tests {
     #[test]
     fn put_take_once_put_back_keeps_expiry() {
         let f = fabric();
-        let mut s0 = Sealer::new(&f.keys, SealerId { host: 1, boot: 2, worker: 0 });
-        let mut s1 = Sealer::new(&f.keys, SealerId { host: 1, boot: 2, worker: 1 });
+        let mut s0 = Sealer::new(&f.keys(), SealerId { host: 1, boot: 2, worker: 0 });
+        let mut s1 = Sealer::new(&f.keys(), SealerId { host: 1, boot: 2, worker: 1 });
         let t0 = Instant::from_millis(1000);
         let mut a = WorkerTickets::new(&f, &mut s0, t0);
         assert!(a.put(b"ticket-1", b"session bytes", 10));
@@ -171,7 +172,7 @@ mod tests {
     #[test]
     fn ticket_expires_with_its_lifetime() {
         let f = fabric();
-        let mut s0 = Sealer::new(&f.keys, SealerId { host: 1, boot: 2, worker: 0 });
+        let mut s0 = Sealer::new(&f.keys(), SealerId { host: 1, boot: 2, worker: 0 });
         let t0 = Instant::from_millis(5);
         assert!(WorkerTickets::new(&f, &mut s0, t0).put(b"t", b"s", 7200));
         let late = t0 + Duration::from_secs(7200);
