@@ -59,6 +59,14 @@ pub struct SessionSection {
     /// past its issue: `tls.ticket_lifetime_s` must not exceed it.
     #[serde(default = "default_key_rotation")]
     pub key_rotation_s: u64,
+    /// Park a handshake in the table after each flight of ours once it is
+    /// acknowledged, so whichever worker gets the next flight continues it.
+    #[serde(default = "default_true")]
+    pub checkpoint_handshakes: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_key_rotation() -> u64 {
@@ -78,7 +86,7 @@ fn default_max_record_kib() -> usize {
 
 impl Default for SessionSection {
     fn default() -> Self {
-        SessionSection { table_slots: default_table_slots(), max_record_kib: default_max_record_kib(), ticket_slots: default_ticket_slots(), key_rotation_s: default_key_rotation() }
+        SessionSection { table_slots: default_table_slots(), max_record_kib: default_max_record_kib(), ticket_slots: default_ticket_slots(), key_rotation_s: default_key_rotation(), checkpoint_handshakes: true }
     }
 }
 

@@ -182,3 +182,45 @@ fn a_full_table_refuses_a_handoff_and_the_owner_keeps_the_connection() {
     r.run_until(200_000, &mut |_, _| 0, &mut |r| r.client.done() && r.backend.closed);
     r.check_bytes();
 }
+
+/// Mid-handshake checkpoint (issue 3 §4): once the server's flight is sent
+/// and acknowledged, the handshake is parked in the table (a move: no
+/// worker holds its secrets); the client's Finished, arriving at another
+/// worker, is continued there from the table.
+#[test]
+fn a_handshake_parked_between_flights_completes_on_the_worker_that_gets_the_next_flight() {
+    let mut r = setup(2, 8 * 1024, 64 * 1024, 26);
+    // The client application stalls for a while after its ClientHello, so
+    // its TCP acknowledges our flight before the Finished goes out.
+    let mut stalled = 0;
+    let mut stall_from: Option<u64> = None;
+    let mut worker_for_client = 0usize;
+    while r.steps < 20_000 && !r.finished() {
+        r.steps += 1;
+        // Stall once the server's flight is waiting at the client.
+        let sock = r.client.sock;
+        if stall_from.is_none() && r.client.conn.is_handshaking() && r.sim.client.tcp(sock).recv_queue() > 0 {
+            stall_from = Some(r.steps);
+        }
+        let stalling = stall_from.map(|t| r.steps < t + 150).unwrap_or(false);
+        if stalling {
+            stalled += 1;
+        } else {
+            if stall_from.is_some() {
+                worker_for_client = 1;
+            }
+            r.client.step(&mut r.sim.client);
+        }
+        r.backend.step(&mut r.sim.backend);
+        let w = worker_for_client;
+        r.sim.step(&mut |_, _| w);
+        assert!(r.client.error.is_none(), "{:?}", r.client.error);
+        r.sim.now_ms += 1;
+    }
+    assert!(stalled > 0);
+    r.check_bytes();
+    assert_eq!(r.sim.workers[0].stats.handshakes_checkpointed, 1, "the handshake was not parked");
+    assert!(r.sim.workers[1].stats.conns_imported >= 1, "worker 1 did not take it from the table");
+    assert_eq!(r.sim.workers[1].stats.handshakes_completed, 1, "the handshake completed on worker 1");
+    assert_eq!(r.sim.max_holders, 1);
+}

@@ -86,6 +86,8 @@ pub struct ProxiedConn {
     /// Last time a segment arrived on either flow.
     pub last_activity: Instant,
     pub timeouts: Timeouts,
+    /// A handshake flight of ours has gone out (checkpoints come after one).
+    flight_sent: bool,
 }
 
 /// Where a connection's crypto jobs go.
@@ -121,6 +123,7 @@ impl ProxiedConn {
             created: now,
             last_activity: now,
             timeouts,
+            flight_sent: false,
         }
     }
 
@@ -339,6 +342,9 @@ impl ProxiedConn {
             if out.is_empty() {
                 break;
             }
+            if self.tls.is_handshaking() {
+                self.flight_sent = true;
+            }
             let n = self.client.write(out);
             if n == 0 {
                 break;
@@ -392,6 +398,28 @@ impl ProxiedConn {
         let backend_done = self.backend.as_ref().map(|b| b.tcp.is_closed()).unwrap_or(true);
         let status = if self.client.is_closed() && backend_done { Status::Done } else { Status::Open };
         (status, wants)
+    }
+
+    /// Between two handshake flights with nothing in flight: our flight is
+    /// sent and acknowledged, nothing of the client's is buffered, no job
+    /// is out. Parking the connection in the table now loses nothing.
+    pub fn can_checkpoint(&self) -> bool {
+        self.flight_sent
+            && self.tls.is_handshaking()
+            && !self.tls.is_failed()
+            && !self.job_pending
+            && !self.closing
+            && self.backend.is_none()
+            && self.tls.tls_output().is_empty()
+            && self.client.is_established()
+            && self.client.unacked_len() == 0
+            && self.client.send_queue_len() == 0
+            && self.client.recv_len() == 0
+    }
+
+    /// When the handshake must be done by.
+    pub fn handshake_deadline(&self) -> Instant {
+        self.created + self.timeouts.handshake
     }
 
     /// Both flows are closed: the connection can be removed.
@@ -457,6 +485,7 @@ impl ProxiedConn {
         w.u64(now.saturating_since(self.last_activity).micros());
         w.u64(self.timeouts.handshake.micros());
         w.u64(self.timeouts.idle.micros());
+        w.bool(self.flight_sent);
     }
 
     pub fn decode(r: &mut Reader, now: Instant, tls_cfg: Arc<ServerConfig>) -> Result<Self, DecodeError> {
@@ -490,6 +519,7 @@ impl ProxiedConn {
             created: now - Duration::from_micros(r.u64()?),
             last_activity: now - Duration::from_micros(r.u64()?),
             timeouts: Timeouts { handshake: Duration::from_micros(r.u64()?), idle: Duration::from_micros(r.u64()?) },
+            flight_sent: r.bool()?,
         })
     }
 }

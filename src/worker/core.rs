@@ -100,6 +100,10 @@ pub struct Worker {
     cookies: SynCookies,
     /// From this many connections on, SYNs are answered with cookies.
     cookie_threshold: usize,
+    /// Handshakes this worker parked in the table, and until when.
+    parked: Vec<(Instant, FlowId)>,
+    /// Park mid-handshake connections between flights.
+    checkpoint_handshakes: bool,
 }
 
 /// Most frames held while waiting for a yield, per flow and in all.
@@ -192,6 +196,8 @@ impl Worker {
             last_full_warning: Instant::ZERO,
             cookies: SynCookies::new(cookie_secret.as_ref()),
             cookie_threshold: (max_conns / 4 * 3).max(1),
+            parked: Vec::new(),
+            checkpoint_handshakes: true,
         }
     }
 
@@ -201,6 +207,11 @@ impl Worker {
         let id = SealerId { host: fabric.host, boot: fabric.boot, worker: self.id as u32 };
         self.sealer = Some(Sealer::new(&fabric.keys(), id));
         self.fabric = Some(fabric);
+    }
+
+    /// Park handshakes in the session table between flights (default on).
+    pub fn set_checkpoint_handshakes(&mut self, on: bool) {
+        self.checkpoint_handshakes = on;
     }
 
     /// How long a connection that just moved is left where it is (frames
@@ -387,6 +398,12 @@ impl Worker {
         // A record in the table is for the worker the directory names; we
         // never take one meant for another (it would race that worker's
         // adopt and strand the frames it holds).
+        // A handshake parked between flights: whoever gets the next flight
+        // takes it (DESIGN.md: a checkpoint is a move too).
+        if owner.parked && self.adopt(owner, now) {
+            self.handle_frame_hops(frame, hops, now, &mut |_| {});
+            return;
+        }
         let to = owner.worker as usize;
         // Hysteresis: a connection that just moved is not pulled back at
         // once (on net_tap the NIC follows the new owner's transmissions a
@@ -466,7 +483,7 @@ impl Worker {
             // import_conn just inserted it; never panic a worker if not.
             let Some(&(k, _)) = self.flows.get(&cf) else { return false };
             let bf = self.get(k).and_then(|c| c.backend_flow());
-            let me = Owner { worker: self.id as u16, client_flow: cf, isns, since: now };
+            let me = Owner { worker: self.id as u16, client_flow: cf, isns, since: now, parked: false };
             f.directory.set(cf, me);
             if let Some(bf) = bf {
                 f.directory.set(bf, me);
@@ -486,19 +503,25 @@ impl Worker {
     /// tell `to` over its ring. False if it cannot move now (a crypto job
     /// is out, or the table refused), in which case it stays here.
     pub fn hand_over(&mut self, client_flow: &FlowId, to: usize, now: Instant) -> bool {
+        self.move_out(client_flow, to, false, now + CONN_RECORD_TTL, now)
+    }
+
+    /// The one way a connection leaves this worker: export, seal, put,
+    /// point the directory at its next owner (`to`, or anyone who gets its
+    /// next frame when `parked`), purge the local copy.
+    fn move_out(&mut self, client_flow: &FlowId, to: usize, parked: bool, expiry: Instant, now: Instant) -> bool {
         let Some(f) = self.fabric.clone() else { return false };
         let Some(&(k, _)) = self.flows.get(client_flow) else { return false };
         let Some(c) = self.get(k) else { return false };
         if c.job_pending() {
             return false;
         }
-        let owner = Owner { worker: to as u16, client_flow: *client_flow, isns: (c.client.iss(), c.client.irs()), since: now };
+        let owner = Owner { worker: to as u16, client_flow: *client_flow, isns: (c.client.iss(), c.client.irs()), since: now, parked };
         let bf = c.backend_flow();
         let mut w = Writer::with_capacity(4096);
         c.encode(now, &mut w);
         let plain = w.finish();
         let id = conn_identity(&owner);
-        let expiry = now + CONN_RECORD_TTL;
         let Some(sealer) = self.sealer.as_mut() else { return false };
         let sealed = match sealer.seal(KIND_CONN, &id, expiry, &plain) {
             Ok(s) => s,
@@ -519,11 +542,16 @@ impl Worker {
             f.directory.set(bf, owner);
         }
         self.purge(k);
-        if !f.send(to, Msg::Adopt { client_flow: *client_flow }) {
-            // `to` will find the record on the flow's next frame.
-            self.stats.handoff_notify_failures += 1;
+        if parked {
+            self.parked.push((expiry, *client_flow));
+            self.stats.handshakes_checkpointed += 1;
+        } else {
+            if !f.send(to, Msg::Adopt { client_flow: *client_flow }) {
+                // `to` will find the record on the flow's next frame.
+                self.stats.handoff_notify_failures += 1;
+            }
+            self.stats.conns_exported += 1;
         }
-        self.stats.conns_exported += 1;
         true
     }
 
@@ -623,6 +651,20 @@ impl Worker {
                 }
             }
         }
+        // Parked handshakes nobody continued: the record expired with the
+        // handshake deadline; forget its directory entries.
+        while let Some(&(t, cf)) = self.parked.first() {
+            if t > now {
+                break;
+            }
+            self.parked.remove(0);
+            if let Some(o) = f.directory.get(&cf) {
+                if o.parked && o.worker as usize == self.id {
+                    f.directory.remove_if_owner(&cf, self.id);
+                    self.stats.handshakes_abandoned += 1;
+                }
+            }
+        }
         if f.is_draining(self.id) && self.live > 0 {
             for cf in self.client_flows() {
                 let to = self.drain_target(&f);
@@ -667,7 +709,7 @@ impl Worker {
 
     /// Takes a new client connection into the flow table.
     fn adopt_new(&mut self, flow: FlowId, tcp: TcpConn, now: Instant) {
-        let owner = Owner { worker: self.id as u16, client_flow: flow, isns: (tcp.iss(), tcp.irs()), since: now };
+        let owner = Owner { worker: self.id as u16, client_flow: flow, isns: (tcp.iss(), tcp.irs()), since: now, parked: false };
         let k = self.insert(ProxiedConn::new(tcp, self.tls_cfg.clone(), now, self.params.timeouts));
         self.flows.insert(flow, (k, Side::Client));
         if let Some(f) = &self.fabric {
@@ -700,7 +742,7 @@ impl Worker {
         self.pool.connected(idx);
         let mut owner = None;
         if let Some(c) = self.get(k) {
-            owner = Some(Owner { worker: 0, client_flow: c.client_flow(), isns: (c.client.iss(), c.client.irs()), since: now });
+            owner = Some(Owner { worker: 0, client_flow: c.client_flow(), isns: (c.client.iss(), c.client.irs()), since: now, parked: false });
             c.attach_backend(tcp, idx, deadline);
         }
         self.flows.insert(flow, (k, Side::Backend));
@@ -765,6 +807,14 @@ impl Worker {
                     let idx = b.pool_idx;
                     self.pool.mark_failed(idx, now);
                 }
+            }
+        }
+        let may_park = self.checkpoint_handshakes && self.fabric.is_some();
+        let Some(c) = self.get(k) else { return };
+        if may_park && c.can_checkpoint() {
+            let (cf, deadline) = (c.client_flow(), c.handshake_deadline());
+            if self.move_out(&cf, self.id, true, deadline, now) {
+                return;
             }
         }
         let Some(c) = self.get(k) else { return };

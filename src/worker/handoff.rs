@@ -48,6 +48,9 @@ pub struct Owner {
     pub isns: (u32, u32),
     /// When this owner got the connection (accept or import).
     pub since: crate::time::Instant,
+    /// The connection is parked in the table between two handshake flights
+    /// (a checkpoint): whichever worker gets the next flight takes it.
+    pub parked: bool,
 }
 
 /// The per-flow owner directory: written when a connection is created,

@@ -353,6 +353,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             (tls.clone(), arp.clone(), pool.clone(), stop.clone(), clock.clone(), eal.clone(), snapshots.clone(), fabric.clone());
         let slow = slow.as_ref().map(|s| s.handle());
         let core = cfg.workers.cores.get(id).copied();
+        let checkpoint = cfg.session.checkpoint_handshakes;
         let t = std::thread::Builder::new()
             .name(format!("baton-worker-{id}"))
             .spawn(move || {
@@ -369,6 +370,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
                     w.attach_slow_path(h);
                 }
                 w.attach_fabric(fabric);
+                w.set_checkpoint_handshakes(checkpoint);
                 // A panic must not cross into C or take the process down
                 // with ports half-configured: catch it, log it, stop.
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

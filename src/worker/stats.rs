@@ -41,6 +41,8 @@ worker_stats! {
     bytes_backend_to_client: "plaintext bytes forwarded from backends to clients",
     conns_exported: "connections exported for handoff",
     conns_imported: "connections imported from a handoff",
+    handshakes_checkpointed: "handshakes parked in the session table between flights",
+    handshakes_abandoned: "parked handshakes whose client never sent the next flight",
     conns_yielded: "connections moved to another worker that asked for them",
     yields_requested: "times this worker asked another to yield a connection",
     yields_refused: "yield requests that could not be served at once (crypto job out)",
