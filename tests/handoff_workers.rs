@@ -24,6 +24,7 @@ fn tls() -> (Vec<u8>, Arc<baton::tls::ServerConfig>) {
 }
 
 struct Run {
+    ccfg: Arc<rustls::ClientConfig>,
     sim: MultiSim,
     client: ClientApp,
     backend: BackendApp,
@@ -42,9 +43,10 @@ fn setup(n: usize, up: usize, down: usize, seed: u64) -> Run {
     }
     let mut upload = vec![0u8; up];
     SeededEntropy::new(seed).fill(&mut upload);
-    let client = ClientApp::new(&mut sim.client, client_config(&ca, None, None, &[]), "baton.test", upload.clone(), 40000);
+    let ccfg = client_config(&ca, None, None, &[]);
+    let client = ClientApp::new(&mut sim.client, ccfg.clone(), "baton.test", upload.clone(), 40000);
     let backend = BackendApp::new(&mut sim.backend, down);
-    Run { sim, client, backend, upload, down, steps: 0 }
+    Run { ccfg, sim, client, backend, upload, down, steps: 0 }
 }
 
 impl Run {
@@ -222,5 +224,29 @@ fn a_handshake_parked_between_flights_completes_on_the_worker_that_gets_the_next
     assert_eq!(r.sim.workers[0].stats.handshakes_checkpointed, 1, "the handshake was not parked");
     assert!(r.sim.workers[1].stats.conns_imported >= 1, "worker 1 did not take it from the table");
     assert_eq!(r.sim.workers[1].stats.handshakes_completed, 1, "the handshake completed on worker 1");
+    assert_eq!(r.sim.max_holders, 1);
+}
+
+/// A resumed handshake and its transfer, moved to the other worker at
+/// every frame: the second connection offers the ticket the first got, the
+/// worker that receives its ClientHello takes the session from the table,
+/// and the connection keeps moving frame by frame to the end.
+#[test]
+fn resumed_connection_moves_at_every_frame() {
+    let mut r = setup(2, 16 * 1024, 64 * 1024, 27);
+    r.run_until(50_000, &mut |_, _| 0, &mut |r| r.finished());
+    r.check_bytes();
+    assert_eq!(r.sim.fabric.tickets.occupied(), 1, "a ticket was issued");
+    // Second connection, same client config (rustls offers the ticket).
+    r.upload = vec![9u8; 32 * 1024];
+    r.client = ClientApp::new(&mut r.sim.client, r.ccfg.clone(), "baton.test", r.upload.clone(), 40001);
+    r.backend = BackendApp::new(&mut r.sim.backend, 96 * 1024);
+    r.down = 96 * 1024;
+    r.run_until(200_000, &mut |i, _| i as usize % 2, &mut |r| r.finished());
+    r.check_bytes();
+    let resumed: u64 = r.sim.workers.iter().map(|w| w.stats.handshakes_resumed).sum();
+    let yielded: u64 = r.sim.workers.iter().map(|w| w.stats.conns_yielded).sum();
+    assert_eq!(resumed, 1, "the second handshake did not resume");
+    assert!(yielded > 20, "only {yielded} moves");
     assert_eq!(r.sim.max_holders, 1);
 }
