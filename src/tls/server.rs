@@ -1561,6 +1561,11 @@ impl TlsServer {
     pub(crate) fn test_client_reader(&self) -> Option<RecordProtector> {
         Self::copy_protector(&self.writer)
     }
+    /// A copy of our early read protector: what the client seals 0-RTT
+    /// records with, at the next sequence number.
+    pub(crate) fn test_client_early_writer(&self) -> Option<RecordProtector> {
+        Self::copy_protector(&self.early_reader)
+    }
     pub(crate) fn test_has_resumption_secret(&self) -> bool {
         self.resumption_secret.is_some()
     }

@@ -270,3 +270,89 @@ fn version_2_state_without_early_fields_still_decodes() {
     let back = TlsServer::decode(&mut Reader::new(&b), a.cfg.clone()).unwrap();
     assert!(!back.is_handshaking() && !back.is_early_data_accepted() && back.early_data_len() == 0);
 }
+
+/// A server that accepted early data from a ClientHello, and a copy of
+/// the client's early write key (at the next record).
+fn accepted_alone(seed: u64) -> (TlsServer, crate::tls::aead::RecordProtector, MemStore) {
+    let p = pki(KeyKind::Ecdsa);
+    let ccfg = early_client_config(&p);
+    let mut store = MemStore::default();
+    ticket(&p, &ccfg, 16384, &store, seed);
+    let mut c = early_client(&ccfg, b"early");
+    let mut flight = Vec::new();
+    while c.wants_write() {
+        c.write_tls(&mut flight).unwrap();
+    }
+    let s = serve_alone(scfg(&p, 16384), &mut store, &flight, seed + 1);
+    assert!(s.is_early_data_accepted());
+    let w = s.test_client_early_writer().expect("early key");
+    (s, w, store)
+}
+
+#[test]
+fn only_end_of_early_data_may_come_under_the_early_key() {
+    let cases: [(&[u8], fn(&TlsError) -> bool); 3] = [
+        // A Finished under the early key (§4.5).
+        (&[20, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], |e| {
+            matches!(e, TlsError::UnexpectedMessage(_))
+        }),
+        // EndOfEarlyData with a body.
+        (&[5, 0, 0, 1, 0], |e| matches!(e, TlsError::Decode(_))),
+        // EndOfEarlyData not ending its record (§5.1 key change).
+        (&[5, 0, 0, 0, 24, 0], |e| matches!(e, TlsError::UnexpectedMessage(_))),
+    ];
+    for (i, (msg, ok)) in cases.iter().enumerate() {
+        let (mut s, mut w, mut store) = accepted_alone(40 + 2 * i as u64);
+        let mut rec = Vec::new();
+        w.seal_record(22, msg, &mut rec).unwrap();
+        assert_eq!(s.read_tls(&rec), rec.len());
+        let e = s.process_with(&mut SeededEntropy::new(1), &mut store).unwrap_err();
+        assert!(ok(&e), "case {i}: {e:?}");
+        assert!(s.is_failed());
+    }
+}
+
+#[test]
+fn a_record_that_does_not_open_under_the_early_key_is_fatal() {
+    let (mut s, _, mut store) = accepted_alone(50);
+    // Sealed under some other key: bad_record_mac, not skipped.
+    let mut other = crate::tls::aead::RecordProtector::new(CipherSuite::Aes128GcmSha256, &[9u8; 32]);
+    let mut rec = Vec::new();
+    other.seal_record(23, b"forged", &mut rec).unwrap();
+    assert_eq!(s.read_tls(&rec), rec.len());
+    let e = s.process_with(&mut SeededEntropy::new(1), &mut store).unwrap_err();
+    assert!(matches!(e, TlsError::BadRecordMac), "{e:?}");
+    assert_eq!(s.plaintext_len(), "early".len());
+}
+
+#[test]
+fn early_data_before_a_hello_retry_request_is_skipped() {
+    use rustls::crypto::ring::kx_group;
+    let p = pki(KeyKind::Ecdsa);
+    let opts = ClientOpts { alpn: vec![b"h2".to_vec()], groups: vec![kx_group::X25519, kx_group::SECP256R1], ..Default::default() };
+    let mut ccfg = (*client_config(&p, &opts)).clone();
+    ccfg.enable_early_data = true;
+    let ccfg = Arc::new(ccfg);
+    let store = MemStore::default();
+    let hrr_cfg = |g| {
+        let mut c = scfg(&p, 16384);
+        c.groups = vec![g];
+        c
+    };
+    // rustls remembers that this server wanted P-256 and sends only that
+    // share next time; the next server wants X25519: a retry.
+    let mut a = Pair::new(conn(&ccfg), hrr_cfg(NamedGroup::Secp256r1), 60);
+    a.store = Some(store.clone());
+    a.handshake();
+    assert_eq!(a.client.handshake_kind(), Some(HandshakeKind::FullWithHelloRetryRequest));
+    let early = data(3000, 61);
+    let mut b = Pair::new(early_client(&ccfg, &early), hrr_cfg(NamedGroup::X25519), 62);
+    b.store = Some(store.clone());
+    b.handshake();
+    assert_eq!(b.server.group(), Some(NamedGroup::X25519));
+    assert!(b.server.is_resumed());
+    assert!(!b.client.is_early_data_accepted() && !b.server.is_early_data_accepted());
+    assert_eq!(b.server_read_all(), Vec::<u8>::new());
+    assert_eq!(b.client_sends(b"again"), b"again");
+    assert!(b.server_error.is_none(), "{:?}", b.server_error);
+}
