@@ -51,7 +51,7 @@ fn early_data_is_off_by_default_and_tickets_do_not_offer_it() {
     let ccfg = early_client_config(&p);
     let store = MemStore::default();
     ticket(&p, &ccfg, 0, &store, 1);
-    assert_eq!(ServerConfig::new(p.chain.clone(), SigningKey::from_pem(p.key_pem.as_bytes()).unwrap(), vec![]).unwrap().max_early_data, 0);
+    assert_eq!(server_config(&p, &[]).max_early_data, 0, "0-RTT is off by default");
     let id = store.ids().remove(0);
     assert_eq!(store.session(&id).max_early_data, 0);
     // No early_data extension in the ticket: rustls cannot send 0-RTT.
@@ -291,7 +291,8 @@ fn accepted_alone(seed: u64) -> (TlsServer, crate::tls::aead::RecordProtector, M
 
 #[test]
 fn only_end_of_early_data_may_come_under_the_early_key() {
-    let cases: [(&[u8], fn(&TlsError) -> bool); 3] = [
+    type Check = fn(&TlsError) -> bool;
+    let cases: [(&[u8], Check); 3] = [
         // A Finished under the early key (§4.5).
         (&[20, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], |e| {
             matches!(e, TlsError::UnexpectedMessage(_))
