@@ -67,6 +67,12 @@ pub struct ServerConfig {
     /// Ticket lifetime in seconds, told to the client and given to the
     /// ticket store as the record's expiry. Capped at 604800 (§4.6.1).
     pub ticket_lifetime_s: u32,
+    /// 0-RTT (§4.2.10): 0 (the default) turns it off. Otherwise tickets
+    /// carry early_data with this max_early_data_size (§4.6.1), and early
+    /// data is accepted from a ClientHello whose ticket was just taken from
+    /// the store (single use: the replay protection of §8.1), up to the
+    /// size its ticket announced.
+    pub max_early_data: u32,
 }
 
 impl ServerConfig {
@@ -85,6 +91,7 @@ impl ServerConfig {
             max_key_updates_in_row: 32,
             tickets_per_handshake: 1,
             ticket_lifetime_s: 7200,
+            max_early_data: 0,
         })
     }
 }

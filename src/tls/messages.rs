@@ -276,13 +276,17 @@ pub fn hello_retry_request(session_id: &[u8], suite: u16, group: u16) -> Vec<u8>
     })
 }
 
-/// EncryptedExtensions (§4.3.1): the selected ALPN protocol (RFC 7301) and
-/// an empty server_name when SNI was used (RFC 6066 §3).
-pub fn encrypted_extensions(alpn: Option<&[u8]>, sni_used: bool) -> Vec<u8> {
+/// EncryptedExtensions (§4.3.1): the selected ALPN protocol (RFC 7301),
+/// an empty server_name when SNI was used (RFC 6066 §3) and an empty
+/// early_data when 0-RTT is accepted (§4.2.10).
+pub fn encrypted_extensions(alpn: Option<&[u8]>, sni_used: bool, early_data: bool) -> Vec<u8> {
     handshake(hs_type::ENCRYPTED_EXTENSIONS, |b| {
         with_len(b, 2, |b| {
             if sni_used {
                 extension(b, ext::SERVER_NAME, |_| {});
+            }
+            if early_data {
+                extension(b, ext::EARLY_DATA, |_| {});
             }
             if let Some(p) = alpn {
                 extension(b, ext::ALPN, |b| {
@@ -327,15 +331,19 @@ pub fn finished(verify_data: &[u8]) -> Vec<u8> {
     handshake(hs_type::FINISHED, |b| b.extend_from_slice(verify_data))
 }
 
-/// NewSessionTicket (§4.6.1) without extensions (no early_data: 0-RTT is
-/// off).
-pub fn new_session_ticket(lifetime_s: u32, age_add: u32, nonce: &[u8], ticket: &[u8]) -> Vec<u8> {
+/// NewSessionTicket (§4.6.1); with `max_early_data` > 0 it carries the
+/// early_data extension with max_early_data_size, otherwise no extension.
+pub fn new_session_ticket(lifetime_s: u32, age_add: u32, nonce: &[u8], ticket: &[u8], max_early_data: u32) -> Vec<u8> {
     handshake(hs_type::NEW_SESSION_TICKET, |b| {
         b.extend_from_slice(&lifetime_s.to_be_bytes());
         b.extend_from_slice(&age_add.to_be_bytes());
         with_len(b, 1, |b| b.extend_from_slice(nonce));
         with_len(b, 2, |b| b.extend_from_slice(ticket));
-        put_u16(b, 0);
+        with_len(b, 2, |b| {
+            if max_early_data > 0 {
+                extension(b, ext::EARLY_DATA, |b| b.extend_from_slice(&max_early_data.to_be_bytes()));
+            }
+        });
     })
 }
 
@@ -445,16 +453,28 @@ mod tests {
         assert_eq!(&shp[44..46], &[0, 52]);
         assert_eq!(&shp[shp.len() - 6..], &[0, 41, 0, 2, 0, 0]);
         assert_eq!(&shp[..sh.len()][46..], &sh[46..]);
-        let nst = new_session_ticket(7200, 0x0a0b0c0d, &[0, 1], &[0xee; 3]);
+        let nst = new_session_ticket(7200, 0x0a0b0c0d, &[0, 1], &[0xee; 3], 0);
         assert_eq!(
             nst,
             vec![4, 0, 0, 18, 0, 0, 0x1c, 0x20, 0x0a, 0x0b, 0x0c, 0x0d, 2, 0, 1, 0, 3, 0xee, 0xee, 0xee, 0, 0]
+        );
+        // §4.6.1: early_data(42) with max_early_data_size 16384.
+        let nst = new_session_ticket(7200, 0x0a0b0c0d, &[0, 1], &[0xee; 3], 16384);
+        assert_eq!(
+            nst,
+            vec![
+                4, 0, 0, 26, 0, 0, 0x1c, 0x20, 0x0a, 0x0b, 0x0c, 0x0d, 2, 0, 1, 0, 3, 0xee, 0xee, 0xee, 0, 8, 0, 42, 0,
+                4, 0, 0, 0x40, 0
+            ]
         );
         let hrr = hello_retry_request(&[], 0x1302, 0x0017);
         assert_eq!(&hrr[6..38], &HRR_RANDOM);
         assert_eq!(&hrr[hrr.len() - 6..], &[0, 51, 0, 2, 0, 0x17]);
         assert_eq!(key_update(true), vec![24, 0, 0, 1, 1]);
-        let ee = encrypted_extensions(Some(b"h2"), true);
+        let ee = encrypted_extensions(Some(b"h2"), true, false);
         assert_eq!(ee, vec![8, 0, 0, 15, 0, 13, 0, 0, 0, 0, 0, 16, 0, 5, 0, 3, 2, b'h', b'2']);
+        // §4.2.10: an empty early_data(42) when 0-RTT is accepted.
+        let ee = encrypted_extensions(None, false, true);
+        assert_eq!(ee, vec![8, 0, 0, 6, 0, 4, 0, 42, 0, 0]);
     }
 }

@@ -17,11 +17,14 @@
 //! - Only the first offered identity is looked at (§4.2.11 lets the server
 //!   pick any; the first is the client's preference).
 //! - psk_dhe_ke only (§4.2.9); a psk_ke-only offer gets a full handshake.
-//! - The obfuscated ticket age is not checked: without 0-RTT it only
-//!   matters for anti-replay of early data (§8); the lifetime is enforced
-//!   by the store (the table's expiry).
-//! - 0-RTT is never accepted: no early_data in EncryptedExtensions, no
-//!   early_data extension in NewSessionTicket (max_early_data_size 0).
+//! - The obfuscated ticket age is not checked: the anti-replay of early
+//!   data is the single-use ticket (§8.1, "single-use tickets": the
+//!   session is taken from the table shared by all workers, so a replayed
+//!   ClientHello finds nothing); the lifetime is enforced by the store
+//!   (the table's expiry).
+//! - 0-RTT is off unless `ServerConfig::max_early_data` > 0; then tickets
+//!   carry early_data (§4.6.1) and [`Session::max_early_data`] holds the
+//!   size announced, which bounds the early data accepted with it.
 
 use zeroize::Zeroizing;
 
@@ -67,7 +70,7 @@ pub struct Session {
     pub lifetime_s: u32,
     pub sni: Option<String>,
     pub alpn: Option<Vec<u8>>,
-    /// Always 0 while 0-RTT is off.
+    /// The max_early_data_size sent in the ticket (0: no 0-RTT with it).
     pub max_early_data: u32,
 }
 

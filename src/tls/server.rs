@@ -38,7 +38,8 @@ const MAX_SKIPPED_EARLY_DATA: u32 = 64 * 1024;
 
 const STATE_TAG: u16 = 0x5453;
 /// 2: resumption (PSK, resumed flag, ticket counters).
-const STATE_VERSION: u16 = 2;
+/// 3: 0-RTT (early read key, accepted flag, early byte count and limit).
+const STATE_VERSION: u16 = 3;
 
 /// Where the handshake is. One state per message the server waits for
 /// (§4, Figure 1 and §4.1.4 for the retry).
@@ -135,8 +136,16 @@ pub struct TlsServer {
     ccs_sent: bool,
 
     /// Bytes of rejected 0-RTT data still to be skipped (§4.2.10): the
-    /// client offered early_data, we never accept it.
+    /// client offered early_data and we did not accept it.
     early_skip: u32,
+    /// Accepted 0-RTT (§4.2.10): the client_early_traffic_secret's read
+    /// key, from the ClientHello until EndOfEarlyData (§4.5).
+    early_reader: Option<RecordProtector>,
+    early_accepted: bool,
+    /// Early plaintext bytes delivered (the first ones of the stream), and
+    /// the max_early_data_size of the ticket that allowed them.
+    early_received: u32,
+    early_limit: u32,
     key_updates_in_row: u32,
     close_sent: bool,
     close_received: bool,
@@ -165,6 +174,8 @@ enum Inner {
     AppData(usize, usize),
     /// Nothing to deliver (a change_cipher_spec, or skipped early data).
     Ccs,
+    /// Application data opened under the client early traffic key.
+    EarlyData(usize, usize),
 }
 
 impl TlsServer {
@@ -203,6 +214,10 @@ impl TlsServer {
             first_hello: None,
             ccs_sent: false,
             early_skip: 0,
+            early_reader: None,
+            early_accepted: false,
+            early_received: 0,
+            early_limit: 0,
             key_updates_in_row: 0,
             close_sent: false,
             close_received: false,
@@ -407,6 +422,7 @@ impl TlsServer {
         self.psk = None;
         self.ks = None;
         self.job = None;
+        self.early_reader = None;
     }
 
     // ---- state queries -------------------------------------------------
@@ -438,6 +454,19 @@ impl TlsServer {
     /// The handshake resumed a session from a ticket (§2.2).
     pub fn is_resumed(&self) -> bool {
         self.resumed
+    }
+    /// The server accepted the client's 0-RTT data (§4.2.10).
+    pub fn is_early_data_accepted(&self) -> bool {
+        self.early_accepted
+    }
+    /// How many bytes at the start of the plaintext stream arrived as
+    /// 0-RTT early data: the first `early_data_len()` bytes ever read
+    /// through [`read_plaintext`](Self::read_plaintext) /
+    /// [`peek_plaintext`](Self::peek_plaintext) are early (replayable by
+    /// nature, RFC 8446 §8; the backend must be told). Grows only until
+    /// EndOfEarlyData.
+    pub fn early_data_len(&self) -> usize {
+        self.early_received as usize
     }
     /// NewSessionTickets sent on this connection.
     pub fn tickets_sent(&self) -> u32 {
@@ -538,7 +567,8 @@ impl TlsServer {
             }
             let typ = avail[0];
             let len = u16::from_be_bytes([avail[3], avail[4]]) as usize;
-            let protected = self.reader.is_some() && typ == content::APPLICATION_DATA;
+            let protected =
+                (self.reader.is_some() || self.early_reader.is_some()) && typ == content::APPLICATION_DATA;
             // §5.1 / §5.2 length limits, checked before buffering the body.
             if len > MAX_CIPHERTEXT || (!protected && len > MAX_PLAINTEXT) {
                 return Err(TlsError::RecordOverflow);
@@ -572,9 +602,25 @@ impl TlsServer {
                     let body = [self.inbuf.get(a).copied(), self.inbuf.get(a + 1).copied()];
                     self.on_alert(b - a, body)?;
                 }
+                Inner::EarlyData(a, b) => {
+                    if !self.hs_buf.is_empty() {
+                        return Err(TlsError::UnexpectedMessage("early data inside a handshake message"));
+                    }
+                    // §4.2.10: more than max_early_data_size is
+                    // unexpected_message.
+                    let n = u32::try_from(b - a).unwrap_or(u32::MAX);
+                    match self.early_received.checked_add(n) {
+                        Some(total) if total <= self.early_limit => self.early_received = total,
+                        _ => return Err(TlsError::UnexpectedMessage("more early data than max_early_data_size")),
+                    }
+                    if a < b {
+                        let data = self.inbuf.get(a..b).unwrap_or(&[]);
+                        self.plain_in.extend_from_slice(data);
+                    }
+                }
                 Inner::AppData(a, b) => {
                     if self.phase != Phase::Connected {
-                        // No 0-RTT: application data only after Finished.
+                        // Application data (not early) only after Finished.
                         return Err(TlsError::UnexpectedMessage("application data during handshake"));
                     }
                     if !self.hs_buf.is_empty() {
@@ -595,6 +641,22 @@ impl TlsServer {
     /// classifies its content, returned as a range of `inbuf`.
     fn open(&mut self, typ: u8, start: usize, end: usize) -> Result<Inner, TlsError> {
         let body = start + RECORD_HEADER_LEN;
+        if typ == content::APPLICATION_DATA {
+            if let Some(rd) = self.early_reader.as_mut() {
+                // Accepted 0-RTT: everything until EndOfEarlyData is under
+                // the early key; a record that does not open is fatal
+                // (§5.2).
+                let rec = self.inbuf.get_mut(start..end).ok_or(TlsError::Internal("record bounds"))?;
+                let (inner_type, data) = rd.open_record(rec)?;
+                let (a, b) = (body, body + data.len());
+                return match inner_type {
+                    content::HANDSHAKE => Ok(Inner::Handshake(a, b)),
+                    content::ALERT => Ok(Inner::Alert(a, b)),
+                    content::APPLICATION_DATA => Ok(Inner::EarlyData(a, b)),
+                    _ => Err(TlsError::UnexpectedMessage("bad inner content type")),
+                };
+            }
+        }
         match (typ, self.reader.as_mut()) {
             (content::APPLICATION_DATA, Some(rd)) => {
                 let rec = self.inbuf.get_mut(start..end).ok_or(TlsError::Internal("record bounds"))?;
@@ -627,6 +689,16 @@ impl TlsServer {
                 }
             }
             (content::APPLICATION_DATA, None) => {
+                // §4.2.10: after a HelloRetryRequest the early data of the
+                // first flight is skipped (it cannot be opened at all).
+                if self.phase == Phase::ExpectSecondClientHello && self.early_skip > 0 && self.hs_buf.is_empty() {
+                    let n = (end - body) as u32;
+                    if n > self.early_skip {
+                        return Err(TlsError::UnexpectedMessage("too much rejected early data"));
+                    }
+                    self.early_skip -= n;
+                    return Ok(Inner::Ccs);
+                }
                 Err(TlsError::UnexpectedMessage("application data before handshake keys"))
             }
             (content::CHANGE_CIPHER_SPEC, _) => {
@@ -703,6 +775,13 @@ impl TlsServer {
         match (self.phase, typ) {
             (Phase::ExpectClientHello | Phase::ExpectSecondClientHello, hs_type::CLIENT_HELLO) => {
                 self.on_client_hello(msg, rng, store)
+            }
+            // §4.5: under the early key only EndOfEarlyData may come.
+            (Phase::ExpectFinished, hs_type::END_OF_EARLY_DATA) if self.early_reader.is_some() => {
+                self.on_end_of_early_data(msg)
+            }
+            (Phase::ExpectFinished, _) if self.early_reader.is_some() => {
+                Err(TlsError::UnexpectedMessage("handshake message under the early data key"))
             }
             (Phase::ExpectFinished, hs_type::FINISHED) => self.on_finished(msg),
             (Phase::Connected, hs_type::KEY_UPDATE) => self.on_key_update(msg),
@@ -796,8 +875,25 @@ impl TlsServer {
             Some(st) => self.try_resume(&ch, msg, suite, retry, st)?,
             None => None,
         };
+        // §4.2.10: accept 0-RTT only when it is on, this ClientHello just
+        // took its ticket (single use across all workers sharing the store:
+        // the replay protection, §8.1), the ticket allowed early data, and
+        // the suite and ALPN are the session's; never after a retry.
+        let early_limit = match &resumed {
+            Some((s, sess))
+                if ch.early_data
+                    && !retry
+                    && self.cfg.max_early_data > 0
+                    && sess.max_early_data > 0
+                    && *s == sess.suite
+                    && alpn == sess.alpn =>
+            {
+                Some(sess.max_early_data)
+            }
+            _ => None,
+        };
         let (suite, scheme, psk) = match resumed {
-            Some((s, psk)) => (s, None, Some(psk)),
+            Some((s, sess)) => (s, None, Some(sess.psk.clone())),
             None => {
                 let sig_algs = ch.sig_algs.as_ref().ok_or(TlsError::MissingExtension("signature_algorithms"))?;
                 let scheme = self
@@ -814,6 +910,7 @@ impl TlsServer {
         }
         let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
         t.update(msg);
+        let ch_hash = t.current_hash();
         self.suite = Some(suite);
         self.group = Some(group);
         self.scheme = scheme;
@@ -824,10 +921,20 @@ impl TlsServer {
         self.session_id = ch.session_id.clone();
         self.first_hello = None;
         rng.fill(&mut self.server_random);
-        // §4.2.10: early data is never accepted (no early_data in our
-        // EncryptedExtensions); what the client sends under its early key is
-        // skipped, up to a bound. After a HelloRetryRequest there is none.
-        self.early_skip = if ch.early_data && !retry { MAX_SKIPPED_EARLY_DATA } else { 0 };
+        self.early_skip = 0;
+        if let (Some(limit), Some(p)) = (early_limit, self.psk.as_ref()) {
+            // §7.1: client_early_traffic_secret over the ClientHello.
+            let early = KeySchedule::new(suite.hash(), Some(p.as_bytes()));
+            let cets = early.client_early_traffic_secret(&ch_hash);
+            self.early_reader = Some(RecordProtector::new(suite, cets.as_bytes()));
+            self.early_accepted = true;
+            self.early_limit = limit;
+        } else if ch.early_data && !retry {
+            // §4.2.10: rejected (no early_data in our EncryptedExtensions);
+            // what the client sends under its early key is skipped by
+            // trial decryption, up to a bound, and never delivered.
+            self.early_skip = MAX_SKIPPED_EARLY_DATA;
+        }
         self.job = Some(JobSpec::KeyExchange { group, peer });
         self.job_out = false;
         self.phase = Phase::KeyExchange;
@@ -847,7 +954,7 @@ impl TlsServer {
         suite: CipherSuite,
         retry: bool,
         store: &mut dyn TicketStore,
-    ) -> Result<Option<(CipherSuite, Secret)>, TlsError> {
+    ) -> Result<Option<(CipherSuite, Session)>, TlsError> {
         let Some(offer) = ch.psk.as_ref() else { return Ok(None) };
         // §4.2.9: we only do psk_dhe_ke; psk_ke alone gets a full handshake.
         if !ch.psk_modes.as_ref().is_some_and(|m| m.contains(&resume::PSK_DHE_KE)) {
@@ -891,7 +998,7 @@ impl TlsServer {
             store.put_back(id, &raw);
             return Err(TlsError::DecryptError("psk binder"));
         }
-        Ok(Some((chosen, sess.psk.clone())))
+        Ok(Some((chosen, sess)))
     }
 
     /// Sends the due NewSessionTickets (§4.6.1): for each, a random ticket
@@ -924,14 +1031,14 @@ impl TlsServer {
                 lifetime_s: lifetime,
                 sni: self.sni.clone(),
                 alpn: self.alpn.clone(),
-                max_early_data: 0,
+                max_early_data: self.cfg.max_early_data,
             };
             // A refused ticket is dropped unsent, so its nonce (and PSK) was
             // never given out and the next ticket may use it.
             if !store.put(&id, &sess.encode(), lifetime) {
                 continue;
             }
-            let nst = messages::new_session_ticket(lifetime, age_add, &nonce, &id);
+            let nst = messages::new_session_ticket(lifetime, age_add, &nonce, &id, sess.max_early_data);
             self.seal_handshake(&nst)?;
             self.tickets_sent += 1;
         }
@@ -969,6 +1076,8 @@ impl TlsServer {
         self.suite = Some(suite);
         self.group = Some(group);
         self.session_id = ch.session_id;
+        // §4.2.10: early data sent with the first ClientHello is skipped.
+        self.early_skip = if ch.early_data { MAX_SKIPPED_EARLY_DATA } else { 0 };
         self.first_hello = Some(FirstHello { suites: ch.suites, sni: ch.sni, alpn: ch.alpn, versions: ch.versions });
         self.phase = Phase::ExpectSecondClientHello;
         Ok(())
@@ -1018,7 +1127,11 @@ impl TlsServer {
         self.ks = Some(ks);
 
         // RFC 6066 §3: no server_name acknowledgement when resuming.
-        let ee = messages::encrypted_extensions(self.alpn.as_deref(), self.sni.is_some() && !self.resumed);
+        let ee = messages::encrypted_extensions(
+            self.alpn.as_deref(),
+            self.sni.is_some() && !self.resumed,
+            self.early_accepted,
+        );
         if self.resumed {
             // §2.2: PSK authentication, no Certificate or CertificateVerify.
             let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
@@ -1070,6 +1183,22 @@ impl TlsServer {
         self.writer = Some(RecordProtector::new(suite, sats.as_bytes()));
         self.client_app_secret = Some(cats);
         self.phase = Phase::ExpectFinished;
+        Ok(())
+    }
+
+    /// §4.5: the end of accepted 0-RTT; it goes into the transcript and
+    /// the client handshake key takes over (already our `reader`).
+    fn on_end_of_early_data(&mut self, msg: &[u8]) -> Result<(), TlsError> {
+        if msg.len() != 4 {
+            return Err(TlsError::Decode("end_of_early_data length"));
+        }
+        if !self.hs_buf.is_empty() {
+            // §5.1: a key change must be at a record boundary.
+            return Err(TlsError::UnexpectedMessage("data after EndOfEarlyData in the same record"));
+        }
+        let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
+        t.update(msg);
+        self.early_reader = None;
         Ok(())
     }
 
@@ -1313,6 +1442,11 @@ impl TlsServer {
         w.bool(self.resumed);
         w.u32(self.tickets_due);
         w.u32(self.tickets_sent);
+        // Version 3.
+        opt_protector(w, &self.early_reader);
+        w.bool(self.early_accepted);
+        w.u32(self.early_received);
+        w.u32(self.early_limit);
     }
 
     pub fn decode(r: &mut Reader, cfg: Arc<ServerConfig>) -> Result<TlsServer, DecodeError> {
@@ -1397,6 +1531,12 @@ impl TlsServer {
             s.tickets_due = r.u32()?.min(resume::MAX_TICKETS_PER_HANDSHAKE);
             s.tickets_sent = r.u32()?;
         }
+        if version >= 3 {
+            s.early_reader = read_opt_protector(r)?;
+            s.early_accepted = r.bool()?;
+            s.early_received = r.u32()?;
+            s.early_limit = r.u32()?;
+        }
         if s.failed {
             s.error = Some(TlsError::Internal("connection failed before handoff"));
         }
@@ -1420,6 +1560,11 @@ impl TlsServer {
     /// A copy of our write protector: what the client opens with.
     pub(crate) fn test_client_reader(&self) -> Option<RecordProtector> {
         Self::copy_protector(&self.writer)
+    }
+    /// A copy of our early read protector: what the client seals 0-RTT
+    /// records with, at the next sequence number.
+    pub(crate) fn test_client_early_writer(&self) -> Option<RecordProtector> {
+        Self::copy_protector(&self.early_reader)
     }
     pub(crate) fn test_has_resumption_secret(&self) -> bool {
         self.resumption_secret.is_some()

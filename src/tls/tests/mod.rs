@@ -1,6 +1,7 @@
 //! TLS tests against a real rustls 0.23 client (ring provider), driven
 //! in-process byte for byte: no sockets, seeded entropy on our side.
 
+mod early;
 mod handoff;
 mod handshake;
 mod hostile;
