@@ -194,6 +194,12 @@ pub struct TlsSection {
     /// session record expires from the table with it.
     #[serde(default = "default_ticket_lifetime")]
     pub ticket_lifetime_s: u32,
+    /// 0-RTT: most early-data bytes accepted on a resumed connection (0 =
+    /// off, the default). Early data is accepted only from a ticket just
+    /// taken (single use), and the backend is told how many leading bytes
+    /// were early through PROXY v2, so it needs `backend.proxy_protocol = "v2"`.
+    #[serde(default)]
+    pub max_early_data: u32,
 }
 
 fn default_tickets() -> u32 {
@@ -212,6 +218,14 @@ pub struct BackendSection {
     /// Give up on a backend connection that is not established after this.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// `"off"` or `"v2"`: send a PROXY protocol v2 header (client address,
+    /// SNI, ALPN, TLS version and cipher, 0-RTT byte count) first.
+    #[serde(default = "default_proxy_protocol")]
+    pub proxy_protocol: String,
+}
+
+fn default_proxy_protocol() -> String {
+    "off".into()
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -402,6 +416,18 @@ impl Config {
             if !(4096..=64 * 1024 * 1024).contains(&v) {
                 return Err(invalid(key, format!("{v} is out of range 4096..=67108864 bytes")));
             }
+        }
+        if !matches!(self.backend.proxy_protocol.as_str(), "off" | "v2") {
+            return Err(invalid("backend.proxy_protocol", format!("{:?} must be \"off\" or \"v2\"", self.backend.proxy_protocol)));
+        }
+        if self.tls.max_early_data > 0 && self.backend.proxy_protocol != "v2" {
+            return Err(invalid(
+                "tls.max_early_data",
+                "0-RTT needs backend.proxy_protocol = \"v2\", so the backend learns which bytes were early (replayable)",
+            ));
+        }
+        if self.tls.max_early_data > 1 << 20 {
+            return Err(invalid("tls.max_early_data", "at most 1048576"));
         }
         if self.tls.tickets_per_handshake > 16 {
             return Err(invalid("tls.tickets_per_handshake", "at most 16"));

@@ -88,6 +88,9 @@ pub struct ProxiedConn {
     pub timeouts: Timeouts,
     /// A handshake flight of ours has gone out (checkpoints come after one).
     flight_sent: bool,
+    /// Send a PROXY protocol v2 header first on the backend connection.
+    pub proxy_v2: bool,
+    proxy_header_sent: bool,
 }
 
 /// Where a connection's crypto jobs go.
@@ -124,6 +127,8 @@ impl ProxiedConn {
             last_activity: now,
             timeouts,
             flight_sent: false,
+            proxy_v2: false,
+            proxy_header_sent: false,
         }
     }
 
@@ -270,9 +275,35 @@ impl ProxiedConn {
             }
         }
 
-        // 4. Client plaintext → backend, as far as the backend takes it.
+        // 4. Client plaintext → backend, as far as the backend takes it;
+        //    first the PROXY v2 header when configured.
+        if self.proxy_v2 && !self.proxy_header_sent {
+            if let Some(b) = self.backend.as_mut() {
+                if b.tcp.is_established() {
+                    let cf = self.client.flow();
+                    let cipher = self.tls.suite().map(|s| match s {
+                        crate::tls::CipherSuite::Aes128GcmSha256 => "TLS_AES_128_GCM_SHA256",
+                        crate::tls::CipherSuite::Aes256GcmSha384 => "TLS_AES_256_GCM_SHA384",
+                        crate::tls::CipherSuite::Chacha20Poly1305Sha256 => "TLS_CHACHA20_POLY1305_SHA256",
+                    });
+                    let early = self.tls.is_early_data_accepted().then(|| self.tls.early_data_len() as u32);
+                    let h = crate::proxy::proxy_v2::header(&crate::proxy::proxy_v2::HeaderInfo {
+                        client: cf.remote,
+                        server: cf.local,
+                        alpn: self.tls.alpn(),
+                        sni: self.tls.sni(),
+                        cipher,
+                        early_data: early,
+                    });
+                    if b.tcp.send_space() >= h.len() {
+                        b.tcp.write(&h);
+                        self.proxy_header_sent = true;
+                    }
+                }
+            }
+        }
         if let Some(b) = self.backend.as_mut() {
-            if b.tcp.is_established() && !self.backend_fin_sent {
+            if b.tcp.is_established() && !self.backend_fin_sent && (self.proxy_header_sent || !self.proxy_v2) {
                 loop {
                     let room = b.tcp.send_space().min(scratch.len());
                     if room == 0 {
@@ -486,6 +517,8 @@ impl ProxiedConn {
         w.u64(self.timeouts.handshake.micros());
         w.u64(self.timeouts.idle.micros());
         w.bool(self.flight_sent);
+        w.bool(self.proxy_v2);
+        w.bool(self.proxy_header_sent);
     }
 
     pub fn decode(r: &mut Reader, now: Instant, tls_cfg: Arc<ServerConfig>) -> Result<Self, DecodeError> {
@@ -520,6 +553,8 @@ impl ProxiedConn {
             last_activity: now - Duration::from_micros(r.u64()?),
             timeouts: Timeouts { handshake: Duration::from_micros(r.u64()?), idle: Duration::from_micros(r.u64()?) },
             flight_sent: r.bool()?,
+            proxy_v2: r.bool()?,
+            proxy_header_sent: r.bool()?,
         })
     }
 }

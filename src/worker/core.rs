@@ -47,6 +47,8 @@ pub struct WorkerParams {
     /// RFC 6528 secret, shared by all workers of a host.
     pub isn_secret: [u8; 16],
     pub timeouts: super::conn::Timeouts,
+    /// Send a PROXY protocol v2 header on every backend connection.
+    pub proxy_v2: bool,
 }
 
 /// Which flow of a proxied connection a segment belongs to.
@@ -710,7 +712,9 @@ impl Worker {
     /// Takes a new client connection into the flow table.
     fn adopt_new(&mut self, flow: FlowId, tcp: TcpConn, now: Instant) {
         let owner = Owner { worker: self.id as u16, client_flow: flow, isns: (tcp.iss(), tcp.irs()), since: now, parked: false };
-        let k = self.insert(ProxiedConn::new(tcp, self.tls_cfg.clone(), now, self.params.timeouts));
+        let mut pc = ProxiedConn::new(tcp, self.tls_cfg.clone(), now, self.params.timeouts);
+        pc.proxy_v2 = self.params.proxy_v2;
+        let k = self.insert(pc);
         self.flows.insert(flow, (k, Side::Client));
         if let Some(f) = &self.fabric {
             f.directory.set(flow, owner);

@@ -34,6 +34,7 @@ pub fn load_tls(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
     let mut sc = ServerConfig::new(chain, key, alpn).map_err(|e| format!("tls: {e}"))?;
     sc.tickets_per_handshake = cfg.tls.tickets_per_handshake;
     sc.ticket_lifetime_s = cfg.tls.ticket_lifetime_s;
+    sc.max_early_data = cfg.tls.max_early_data;
     Ok(Arc::new(sc))
 }
 
@@ -344,6 +345,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             recv_buffer: cfg.tcp.recv_buffer,
             send_buffer: cfg.tcp.send_buffer,
             isn_secret,
+            proxy_v2: cfg.backend.proxy_protocol == "v2",
             timeouts: super::conn::Timeouts {
                 handshake: crate::time::Duration::from_millis(cfg.tcp.handshake_timeout_ms),
                 idle: crate::time::Duration::from_millis(cfg.tcp.idle_timeout_ms),

@@ -141,6 +141,7 @@ pub fn worker_params(workers: usize, id: usize) -> WorkerParams {
         send_buffer: 256 * 1024,
         isn_secret: [7u8; 16],
         timeouts: baton::worker::conn::Timeouts::default(),
+        proxy_v2: false,
     }
 }
 

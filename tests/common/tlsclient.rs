@@ -51,6 +51,10 @@ pub struct ClientApp {
     local_port: u16,
     /// Send close_notify only after the server's (the backend closes first).
     pub close_after_server: bool,
+    /// Bytes to send as 0-RTT early data (if rustls may); what rustls could
+    /// not send early goes first in the normal upload.
+    pub early: Vec<u8>,
+    early_done: bool,
 }
 
 impl ClientApp {
@@ -71,6 +75,8 @@ impl ClientApp {
             connected: false,
             local_port,
             close_after_server: false,
+            early: Vec::new(),
+            early_done: false,
         }
     }
 
@@ -88,6 +94,19 @@ impl ClientApp {
         }
         if self.error.is_some() {
             return;
+        }
+        if !self.early_done {
+            self.early_done = true;
+            let mut sent = 0;
+            if let Some(mut ed) = self.conn.early_data() {
+                sent = ed.write(&self.early).unwrap_or(0);
+            }
+            // Whatever did not go early goes first in the normal stream.
+            let rest = self.early[sent..].to_vec();
+            self.early.truncate(sent);
+            let mut up = rest;
+            up.extend_from_slice(&self.upload);
+            self.upload = up;
         }
         let sock = host.tcp(self.sock);
         let mut buf = [0u8; 16 * 1024];
