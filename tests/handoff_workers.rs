@@ -192,6 +192,9 @@ fn a_full_table_refuses_a_handoff_and_the_owner_keeps_the_connection() {
 #[test]
 fn a_handshake_parked_between_flights_completes_on_the_worker_that_gets_the_next_flight() {
     let mut r = setup(2, 8 * 1024, 64 * 1024, 26);
+    for w in r.sim.workers.iter_mut() {
+        w.set_checkpoint_handshakes(true);
+    }
     // The client application stalls for a while after its ClientHello, so
     // its TCP acknowledges our flight before the Finished goes out.
     let mut stalled = 0;

@@ -93,6 +93,18 @@ impl Memzone {
     pub fn as_ptr(&self) -> *mut u8 {
         self.addr.as_ptr()
     }
+
+    /// The zone as 64-bit atomics (for the session table's arena, which is
+    /// shared by all workers and touched only through atomics).
+    pub fn as_atomic_words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: memzones are cache-line aligned (rte_memzone_reserve with
+        // align 0 gives RTE_CACHE_LINE_SIZE), so 8-byte alignment holds;
+        // the zone was zero-filled in `reserve`, and zero is a valid
+        // AtomicU64; the memory lives until `self` drops, which the
+        // returned borrow cannot outlive; every access through the slice is
+        // atomic, so sharing it between threads is sound.
+        unsafe { std::slice::from_raw_parts(self.addr.as_ptr() as *const std::sync::atomic::AtomicU64, self.len / 8) }
+    }
 }
 
 impl Drop for Memzone {

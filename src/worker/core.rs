@@ -199,7 +199,7 @@ impl Worker {
             cookies: SynCookies::new(cookie_secret.as_ref()),
             cookie_threshold: (max_conns / 4 * 3).max(1),
             parked: Vec::new(),
-            checkpoint_handshakes: true,
+            checkpoint_handshakes: false,
         }
     }
 
@@ -211,7 +211,7 @@ impl Worker {
         self.fabric = Some(fabric);
     }
 
-    /// Park handshakes in the session table between flights (default on).
+    /// Park handshakes in the session table between flights (default off).
     pub fn set_checkpoint_handshakes(&mut self, on: bool) {
         self.checkpoint_handshakes = on;
     }

@@ -106,6 +106,31 @@ impl Arena for DynArena {
     }
 }
 
+/// A session-table arena in a DPDK memzone (hugepage memory, or the EAL's
+/// ordinary memory under `--no-huge`).
+pub struct MemzoneArena(pub crate::dpdk::Memzone);
+
+impl Arena for MemzoneArena {
+    fn words(&self) -> &[crate::session::sync::AtomicU64] {
+        self.0.as_atomic_words()
+    }
+}
+
+/// A session table in a memzone named `name`.
+pub fn memzone_table(
+    eal: &crate::dpdk::Eal,
+    name: &str,
+    slots: usize,
+    max_record: usize,
+    hash_key: [u8; 32],
+) -> Result<SessionTable<DynArena>, String> {
+    use crate::session::table::TableConfig;
+    let cfg = TableConfig { slots, max_record, probe: 16, hash_key };
+    let words = SessionTable::<DynArena>::words_needed(slots, max_record).map_err(|e| e.to_string())?;
+    let mz = crate::dpdk::Memzone::reserve(eal, name, words * 8, None).map_err(|e| format!("memzone {name} ({} MiB): {e}", (words * 8) >> 20))?;
+    SessionTable::from_words(DynArena(Box::new(MemzoneArena(mz))), &cfg).map_err(|e| e.to_string())
+}
+
 /// A session table in heap memory.
 pub fn heap_table(slots: usize, max_record: usize, hash_key: [u8; 32]) -> Result<SessionTable<DynArena>, crate::session::table::ConfigError> {
     use crate::session::table::{HeapArena, TableConfig};

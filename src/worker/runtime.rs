@@ -294,7 +294,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     } else {
         None
     };
-    let fabric = make_fabric(&cfg)?;
+    let fabric = make_fabric(&cfg, &eal)?;
     let clock = Arc::new(MonotonicClock::new());
     {
         // Key rotation on a timer (DESIGN.md, "Sealing").
@@ -428,22 +428,23 @@ pub fn run(cfg: Config) -> Result<(), String> {
 
 /// The host's handoff fabric: session table (heap memory for now),
 /// a fresh random sealing key, host and boot ids.
-fn make_fabric(cfg: &Config) -> Result<Arc<super::handoff::Fabric>, String> {
+fn make_fabric(cfg: &Config, eal: &crate::dpdk::Eal) -> Result<Arc<super::handoff::Fabric>, String> {
     use crate::entropy::Entropy;
     use crate::session::seal::KeyRing;
     let mut rng = crate::entropy::OsEntropy::new();
     let mut hash_key = [0u8; 32];
     rng.fill(&mut hash_key);
     let max_record = cfg.session.max_record_kib * 1024;
-    let table = super::handoff::heap_table(cfg.session.table_slots, max_record, hash_key).map_err(|e| format!("session: {e}"))?;
+    let table = super::handoff::memzone_table(eal, "baton_conns", cfg.session.table_slots, max_record, hash_key)
+        .map_err(|e| format!("session.table_slots / max_record_kib: {e} (raise dpdk.memory_mb or lower them)"))?;
     rng.fill(&mut hash_key);
-    let tickets = super::handoff::heap_table(cfg.session.ticket_slots, super::handoff::TICKET_RECORD_MAX, hash_key)
-        .map_err(|e| format!("session: {e}"))?;
+    let tickets = super::handoff::memzone_table(eal, "baton_tickets", cfg.session.ticket_slots, super::handoff::TICKET_RECORD_MAX, hash_key)
+        .map_err(|e| format!("session.ticket_slots: {e} (raise dpdk.memory_mb or lower it)"))?;
     let mut key = zeroize::Zeroizing::new([0u8; 32]);
     rng.fill(&mut key[..]);
     let keys = KeyRing::new(1, &key, Instant::ZERO);
     log::info!(
-        "session tables (heap): {} connection slots of up to {} KiB, {} ticket slots",
+        "session tables (DPDK memzones): {} connection slots of up to {} KiB, {} ticket slots",
         cfg.session.table_slots,
         cfg.session.max_record_kib,
         cfg.session.ticket_slots
