@@ -20,12 +20,14 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
     std::thread::Builder::new().name("baton-admin".into()).spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
-            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            // One request at a time: a client that sends nothing must not
+            // hold the endpoint for long.
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(200)));
             let mut line = String::new();
             let ok = BufReader::new(&s).read_line(&mut line).is_ok();
             let worker_arg = line.split_whitespace().nth(1).and_then(|p| p.split_once("worker=")).and_then(|(_, w)| w.parse::<usize>().ok());
             let (status, body) = if ok && line.starts_with("GET /metrics") {
-                ("200 OK", render(&snaps))
+                ("200 OK", render(&snaps) + &render_tables(&fabric))
             } else if ok && line.starts_with("POST /drain") {
                 match worker_arg {
                     Some(w) if fabric.request_drain(w) => {
@@ -61,6 +63,29 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
         }
     })?;
     Ok(())
+}
+
+/// Counters of the host's session tables.
+pub fn render_tables(f: &crate::worker::handoff::Fabric) -> String {
+    let mut out = String::new();
+    let tables = [("conns", &f.table), ("tickets", &f.tickets)];
+    let stats: Vec<_> = tables.iter().map(|(n, t)| (*n, t.stats())).collect();
+    let fields: [(&str, &str, fn(&crate::session::table::Stats) -> u64); 7] = [
+        ("puts", "records put", |s| s.puts),
+        ("takes", "records taken", |s| s.takes),
+        ("misses", "takes that found nothing", |s| s.misses),
+        ("full", "puts refused: probe window full", |s| s.full),
+        ("expired", "expired records reclaimed", |s| s.expired),
+        ("evicted", "records evicted to make room (tickets only)", |s| s.evicted),
+        ("too_large", "puts refused: record too large", |s| s.too_large),
+    ];
+    for (name, help, get) in fields {
+        out.push_str(&format!("# HELP baton_session_table_{name}_total Session table: {help}.\n# TYPE baton_session_table_{name}_total counter\n"));
+        for (t, s) in &stats {
+            out.push_str(&format!("baton_session_table_{name}_total{{table=\"{t}\"}} {}\n", get(s)));
+        }
+    }
+    out
 }
 
 /// Prometheus text for every worker's latest snapshot.

@@ -330,3 +330,35 @@ fn early_data_reaches_the_backend_marked_as_early_in_the_proxy_header() {
     assert_eq!(&got[hl..], &want[..], "early data not delivered exactly once, in order");
     assert_eq!(sim.worker.stats.handshakes_resumed, 1);
 }
+
+/// Regression: at stop, connections that could not be flushed within the
+/// drain timeout were dropped silently, leaving clients in FIN-WAIT and
+/// backends in CLOSE-WAIT until their own timeouts. Now both flows get a
+/// RST.
+#[test]
+fn abort_all_resets_both_flows_of_every_connection() {
+    let c = certs();
+    let mut sim = SimNet::new(c.tls_cfg.clone(), 37);
+    let cfg = client_config(&c.ca_pem, None, None, &[]);
+    let mut client = ClientApp::new(&mut sim.client, cfg, "baton.test", vec![], 40012);
+    let mut backend = BackendApp::new(&mut sim.backend, 8 * MIB);
+    let mut steps = 0;
+    while client.downloaded.len() < 100 * 1024 && steps < 20_000 {
+        client.step(&mut sim.client);
+        backend.step(&mut sim.backend);
+        sim.step();
+        sim.advance(1);
+        steps += 1;
+    }
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    sim.worker.abort_all(sim.now(), &mut |f| frames.push(f.to_vec()));
+    let rst_to = |port: u16| {
+        frames.iter().any(|f| {
+            let ihl = ((f[14] & 0x0f) as usize) * 4;
+            let t = &f[14 + ihl..];
+            u16::from_be_bytes([t[2], t[3]]) == port && t[13] & 0x04 != 0
+        })
+    };
+    assert!(rst_to(40012), "no RST to the client");
+    assert!(rst_to(common::BACKEND_PORT), "no RST to the backend");
+}

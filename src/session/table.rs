@@ -192,6 +192,7 @@ pub struct Stats {
     pub expired: u64,
     pub exists: u64,
     pub too_large: u64,
+    pub evicted: u64,
 }
 
 #[derive(Default)]
@@ -203,6 +204,7 @@ struct Counters {
     expired: StatCounter,
     exists: StatCounter,
     too_large: StatCounter,
+    evicted: StatCounter,
 }
 
 fn bump(c: &StatCounter) {
@@ -345,6 +347,35 @@ impl<A: Arena> SessionTable<A> {
         expiry: Instant,
         now: Instant,
     ) -> Result<(), PutError> {
+        self.put_inner(kind, identity, record, expiry, now, false)
+    }
+
+    /// Like [`put`](Self::put), but when the probe window is full the
+    /// unexpired record that expires soonest is evicted to make room. For
+    /// caches such as session tickets, where losing a record only costs a
+    /// full handshake; never for live connections. Eviction is the same
+    /// READY → WRITING transition as reclaiming an expired record, so a
+    /// racing taker either gets the record whole or finds it gone.
+    pub fn put_evicting(
+        &self,
+        kind: u8,
+        identity: &[u8],
+        record: &[u8],
+        expiry: Instant,
+        now: Instant,
+    ) -> Result<(), PutError> {
+        self.put_inner(kind, identity, record, expiry, now, true)
+    }
+
+    fn put_inner(
+        &self,
+        kind: u8,
+        identity: &[u8],
+        record: &[u8],
+        expiry: Instant,
+        now: Instant,
+        evict: bool,
+    ) -> Result<(), PutError> {
         if record.len() > self.max_record {
             bump(&self.counters.too_large);
             return Err(PutError::TooLarge);
@@ -371,6 +402,31 @@ impl<A: Arena> SessionTable<A> {
                 }
                 claimed = Some((slot, w));
                 break;
+            }
+        }
+        if claimed.is_none() && evict {
+            // The window is full of live records: evict the one that
+            // expires soonest (retrying if a racer moves it first).
+            for _ in 0..self.probe {
+                let mut best: Option<(usize, u64, u64)> = None;
+                for slot in self.window(&d) {
+                    let ix = self.index(slot);
+                    let s = ix[W_STATE].load(Ordering::Acquire);
+                    if state_of(s) != ST_READY {
+                        continue;
+                    }
+                    let e = ix[W_EXPIRY].load(Ordering::Acquire);
+                    if best.map(|(_, _, be)| e < be).unwrap_or(true) {
+                        best = Some((slot, s, e));
+                    }
+                }
+                let Some((slot, s, _)) = best else { break };
+                let w = next(s, ST_WRITING);
+                if self.index(slot)[W_STATE].compare_exchange(s, w, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                    bump(&self.counters.evicted);
+                    claimed = Some((slot, w));
+                    break;
+                }
             }
         }
         let Some((slot, w)) = claimed else {
@@ -547,7 +603,32 @@ impl<A: Arena> SessionTable<A> {
             expired: read(&c.expired),
             exists: read(&c.exists),
             too_large: read(&c.too_large),
+            evicted: read(&c.evicted),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod evict_tests {
+    use super::*;
+
+    #[test]
+    fn put_evicting_replaces_the_record_that_expires_soonest_when_full() {
+        let cfg = TableConfig { slots: 4, max_record: 16, probe: 4, hash_key: [1; 32] };
+        let t = SessionTable::new(&cfg).unwrap();
+        let now = Instant::from_millis(1);
+        for (i, e) in [50u64, 10, 90, 70].iter().enumerate() {
+            t.put(1, &[i as u8], b"r", Instant::from_millis(*e + 100), now).unwrap();
+        }
+        assert_eq!(t.put(1, b"new", b"n", Instant::from_millis(500), now), Err(PutError::Full));
+        t.put_evicting(1, b"new", b"n", Instant::from_millis(500), now).unwrap();
+        let mut out = Vec::new();
+        assert!(!t.take(1, &[1], now, &mut out).unwrap(), "the soonest-expiring record (1) was evicted");
+        for i in [0u8, 2, 3] {
+            assert!(t.take(1, &[i], now, &mut out).unwrap(), "record {i} kept");
+        }
+        assert!(t.take(1, b"new", now, &mut out).unwrap());
+        assert_eq!(t.stats().evicted, 1);
     }
 }
 

@@ -926,6 +926,27 @@ impl Worker {
             .collect()
     }
 
+    /// Resets both flows of every connection still held (the stop's drain
+    /// timeout ran out): clients and backends learn at once instead of
+    /// waiting out their own timeouts.
+    pub fn abort_all(&mut self, now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        let Worker { slots, stack, .. } = self;
+        for s in slots.iter_mut() {
+            let Some(c) = s.conn.as_mut() else { continue };
+            if !c.client.is_closed() {
+                c.client.abort();
+            }
+            if let Some(b) = c.backend.as_mut() {
+                if !b.tcp.is_closed() {
+                    b.tcp.abort();
+                }
+            }
+            c.transmit(now, &mut |flow, h, p| {
+                let _ = stack.emit_tcp(flow.remote.addr, h, p, now, tx);
+            });
+        }
+    }
+
     /// Client flows of the connections held (for handoff tests and admin).
     pub fn client_flows(&self) -> Vec<FlowId> {
         self.slots.iter().filter_map(|s| s.conn.as_ref().map(|c| c.client_flow())).collect()

@@ -107,9 +107,12 @@ impl Arena for DynArena {
 }
 
 /// A session-table arena in a DPDK memzone (hugepage memory, or the EAL's
-/// ordinary memory under `--no-huge`).
+/// ordinary memory under `--no-huge`). Not under `cfg(loom)`, whose model
+/// uses loom's atomics over a heap arena.
+#[cfg(not(loom))]
 pub struct MemzoneArena(pub crate::dpdk::Memzone);
 
+#[cfg(not(loom))]
 impl Arena for MemzoneArena {
     fn words(&self) -> &[crate::session::sync::AtomicU64] {
         self.0.as_atomic_words()
@@ -117,6 +120,7 @@ impl Arena for MemzoneArena {
 }
 
 /// A session table in a memzone named `name`.
+#[cfg(not(loom))]
 pub fn memzone_table(
     eal: &crate::dpdk::Eal,
     name: &str,
@@ -129,6 +133,18 @@ pub fn memzone_table(
     let words = SessionTable::<DynArena>::words_needed(slots, max_record).map_err(|e| e.to_string())?;
     let mz = crate::dpdk::Memzone::reserve(eal, name, words * 8, None).map_err(|e| format!("memzone {name} ({} MiB): {e}", (words * 8) >> 20))?;
     SessionTable::from_words(DynArena(Box::new(MemzoneArena(mz))), &cfg).map_err(|e| e.to_string())
+}
+
+/// Under loom the tables live on the heap.
+#[cfg(loom)]
+pub fn memzone_table(
+    _eal: &crate::dpdk::Eal,
+    _name: &str,
+    slots: usize,
+    max_record: usize,
+    hash_key: [u8; 32],
+) -> Result<SessionTable<DynArena>, String> {
+    heap_table(slots, max_record, hash_key).map_err(|e| e.to_string())
 }
 
 /// A session table in heap memory.

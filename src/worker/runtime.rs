@@ -83,7 +83,17 @@ pub fn poll_loop_with(
             stopping_since = Some(now);
         }
         if let Some(t) = stopping_since {
-            if worker.conn_count() == 0 || now.saturating_since(t).millis() > lc.drain_timeout_ms {
+            if worker.conn_count() == 0 {
+                return totals;
+            }
+            if now.saturating_since(t).millis() > lc.drain_timeout_ms {
+                log::warn!("worker {}: {} connections did not close in time; resetting them", worker.id, worker.conn_count());
+                out.clear();
+                worker.abort_all(now, &mut |f| out.push(f));
+                for f in out.iter() {
+                    io.tx_frame(f);
+                }
+                io.flush();
                 return totals;
             }
         }

@@ -53,7 +53,7 @@ impl TicketStore for WorkerTickets<'_> {
                 return false;
             }
         };
-        match self.fabric.tickets.put(KIND_SESSION, ticket_id, &sealed, expiry, self.now) {
+        match self.fabric.tickets.put_evicting(KIND_SESSION, ticket_id, &sealed, expiry, self.now) {
             Ok(()) => true,
             Err(e) => {
                 log::debug!("session table refused a ticket: {e:?}");
@@ -87,7 +87,7 @@ impl TicketStore for WorkerTickets<'_> {
             return false;
         }
         let Some(expiry) = sealed_expiry(&sealed) else { return false };
-        self.fabric.tickets.put(KIND_SESSION, ticket_id, &sealed, expiry, self.now).is_ok()
+        self.fabric.tickets.put_evicting(KIND_SESSION, ticket_id, &sealed, expiry, self.now).is_ok()
     }
 }
 

@@ -5,10 +5,11 @@
 //! sequence numbers, admission").
 //!
 //! Cookie (our ISN), 32 bits: `t` (4 bits, 64-second ticks) | MSS index
-//! (2) | peer window scale + 1, 0 = none, capped at 6 (3 bits) | SACK (1) |
-//! timestamps (1) | MAC (21). A cookie is valid for the tick it was made in
-//! and the next. Capping the peer's window scale makes us read its window
-//! as smaller than it is, which is safe. The SYN-ACK is built by a real
+//! (2) | peer window scale + 1, 0 = none (4 bits, so every scale 0–14
+//! fits exactly) | SACK (1) | timestamps (1) | MAC (20). A cookie is valid
+//! for the tick it was made in and the next. (Regression: a 3-bit field
+//! capped the scale, and a client with scale 10 was read as having a 32×
+//! smaller window: 33 KB/s instead of 100 MB/s.) The SYN-ACK is built by a real
 //! `TcpConn::accept` that is then dropped, so it is byte-for-byte what a
 //! stateful SYN-ACK would be; its TSval is a function of the cookie alone,
 //! so the rebuilt connection's timestamp clock continues it.
@@ -22,7 +23,7 @@ use crate::time::Instant;
 /// MSS values a cookie can carry (RFC 4987 keeps a small table too).
 const MSS_TABLE: [u16; 4] = [536, 1220, 1440, 1460];
 const TICK_US: u64 = 64_000_000;
-const MAC_BITS: u32 = 21;
+const MAC_BITS: u32 = 20;
 
 /// The shared cookie secret.
 pub struct SynCookies {
@@ -54,10 +55,10 @@ impl SynCookies {
         let tick = ((now.micros() / TICK_US) & 0xf) as u32;
         let peer_mss = syn.mss.unwrap_or(536);
         let mss_idx = MSS_TABLE.iter().rposition(|&m| m <= peer_mss).unwrap_or(0) as u32;
-        let ws = syn.wscale.map(|s| s.min(5) as u32 + 1).unwrap_or(0);
+        let ws = syn.wscale.map(|s| s.min(14) as u32 + 1).unwrap_or(0);
         let sack = (syn.sack_permitted && cfg.sack) as u32;
         let ts = (syn.timestamp.is_some() && cfg.timestamps) as u32;
-        let fields = (mss_idx << 5) | (ws << 2) | (sack << 1) | ts;
+        let fields = (mss_idx << 6) | (ws << 2) | (sack << 1) | ts;
         let mac = self.mac(&flow, syn.seq, tick, fields);
         let cookie = (tick << 28) | (fields << MAC_BITS) | mac;
         let mut s = Self::synthetic_syn(syn.seq, fields, syn.timestamp.map(|t| t.0), syn.window);
@@ -69,12 +70,12 @@ impl SynCookies {
     }
 
     fn synthetic_syn(client_isn: u32, fields: u32, tsval: Option<u32>, window: u16) -> TcpHeader {
-        let ws = (fields >> 2) & 0x7;
+        let ws = (fields >> 2) & 0xf;
         TcpHeader {
             seq: client_isn,
             flags: TcpFlags(TcpFlags::SYN),
             window,
-            mss: Some(MSS_TABLE[((fields >> 5) & 0x3) as usize]),
+            mss: Some(MSS_TABLE[((fields >> 6) & 0x3) as usize]),
             wscale: if ws == 0 { None } else { Some((ws - 1) as u8) },
             sack_permitted: (fields >> 1) & 1 == 1,
             timestamp: if fields & 1 == 1 { tsval.map(|t| (t, 0)) } else { None },
@@ -93,7 +94,7 @@ impl SynCookies {
         let cookie = ack.ack.wrapping_sub(1);
         let client_isn = ack.seq.wrapping_sub(1);
         let tick = cookie >> 28;
-        let fields = (cookie >> MAC_BITS) & 0x7f;
+        let fields = (cookie >> MAC_BITS) & 0xff;
         let mac = cookie & ((1 << MAC_BITS) - 1);
         let now_tick = ((now.micros() / TICK_US) & 0xf) as u32;
         if tick != now_tick && tick != (now_tick + 15) & 0xf {
@@ -191,6 +192,18 @@ mod tests {
         c.poll_transmit(t1 + Duration::from_millis(50), &mut |h, _| out.push(*h));
         let ts = out.last().and_then(|h| h.timestamp).unwrap().0;
         assert!(ts.wrapping_sub(sa.timestamp.unwrap().0) < 1 << 31);
+    }
+
+    #[test]
+    fn a_large_peer_window_scale_is_carried_exactly() {
+        // Regression: scale 10 was capped to 5.
+        let sc = SynCookies::new(b"secret");
+        let mut s = syn();
+        s.wscale = Some(10);
+        let mut out = Vec::new();
+        sc.answer(&TcpConfig::default(), flow(), &s, Instant::from_millis(5), &mut |h, _| out.push(*h));
+        let c = sc.accept_ack(&TcpConfig::default(), flow(), &ack_for(&out[0]), &[], Instant::from_millis(6)).unwrap();
+        assert_eq!(c.window_scales().0, 10);
     }
 
     #[test]
