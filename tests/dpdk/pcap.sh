@@ -42,7 +42,7 @@ check "baton logs the port's MAC" [ -n "$mac" ]
 
 python3 "$here/pcap_frames.py" write "$DIR/in.pcap" "$mac"
 run_baton "$DIR/in.pcap" "$DIR/out.pcap" 3
-check "TX pcap holds exactly the ARP reply, the echo reply and the SYN-ACK" python3 "$here/pcap_frames.py" check "$DIR/out.pcap" "$mac"
+check "TX pcap holds exactly the ARP reply, the echo reply, the SYN-ACK (and its RST at stop)" python3 "$here/pcap_frames.py" check "$DIR/out.pcap" "$mac"
 for reason in tcp_no_flow tcp_bad_checksum ipv4_bad_checksum ipv4_fragment udp_unsupported tcp_bad_data_offset; do
   check "drop counter $reason counted" grep -Eq "\b$reason=[1-9]" "$DIR/baton.log"
 done

@@ -158,10 +158,16 @@ def check(path, baton_mac):
         pseudo = p[26:30] + p[30:34] + struct.pack("!BBH", 0, 6, len(t))
         if csum(pseudo + t) != 0:
             problems.append("SYN-ACK TCP checksum wrong")
-    others = [p for p in tcps if p not in synacks]
+    # At stop, the half-open connection the SYN made is reset (baton's
+    # drain timeout): a RST to that flow only, after the SYN-ACK.
+    def is_stop_rst(p):
+        t = p[34:]
+        return struct.unpack("!H", t[2:4])[0] == 40001 and t[13] & 0x04
+    stop_rsts = [p for p in tcps if p not in synacks and is_stop_rst(p)]
+    others = [p for p in tcps if p not in synacks and p not in stop_rsts]
     if others:
-        problems.append("unexpected TCP frames (nothing but the SYN-ACK may be sent): %d" % len(others))
-    known = len(arp_replies) + len(echo) + len(synacks)
+        problems.append("unexpected TCP frames (only the SYN-ACK, and a RST to that flow at stop): %d" % len(others))
+    known = len(arp_replies) + len(echo) + len(synacks) + len(stop_rsts)
     arp_requests = [p for p in pkts if p[12:14] == b"\x08\x06" and p[20:22] == b"\x00\x01"]
     if len(pkts) != known + len(arp_requests):
         problems.append("unexpected frames: %d total, %d accounted for" % (len(pkts), known))
