@@ -34,7 +34,10 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
                         log::info!("admin: draining worker {w}");
                         ("200 OK", format!("draining worker {w}\n"))
                     }
-                    _ => ("400 Bad Request", format!("need ?worker=N with N < {} and at least 2 workers\n", fabric.workers)),
+                    _ => (
+                        "400 Bad Request",
+                        format!("need ?worker=N with N < {}, and another worker that is not draining to take its connections\n", fabric.workers),
+                    ),
                 }
             } else if ok && line.starts_with("POST /rotate-keys") {
                 let now = crate::time::Instant::from_micros(started.elapsed().as_micros() as u64);
@@ -48,6 +51,7 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
                 match worker_arg {
                     Some(w) if w < fabric.workers => {
                         fabric.undrain(w);
+                        log::info!("admin: worker {w} takes connections again");
                         ("200 OK", format!("worker {w} takes connections again\n"))
                     }
                     _ => ("400 Bad Request", "need ?worker=N\n".to_string()),
@@ -65,9 +69,13 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
     Ok(())
 }
 
-/// Counters of the host's session tables.
+/// Counters of the host's session tables, and the drain state.
 pub fn render_tables(f: &crate::worker::handoff::Fabric) -> String {
     let mut out = String::new();
+    out.push_str("# HELP baton_worker_draining 1 while the worker is drained (its connections move to the others).\n# TYPE baton_worker_draining gauge\n");
+    for w in 0..f.workers {
+        out.push_str(&format!("baton_worker_draining{{worker=\"{w}\"}} {}\n", f.is_draining(w) as u8));
+    }
     let tables = [("conns", &f.table), ("tickets", &f.tickets)];
     let stats: Vec<_> = tables.iter().map(|(n, t)| (*n, t.stats())).collect();
     let fields: [(&str, &str, fn(&crate::session::table::Stats) -> u64); 7] = [
@@ -102,6 +110,10 @@ pub fn render(snaps: &Snapshots) -> String {
                 out.push_str(&format!("baton_{name}_total{{worker=\"{i}\"}} {v}\n"));
             }
         }
+    }
+    out.push_str("# HELP baton_connections Proxied connections a worker holds now.\n# TYPE baton_connections gauge\n");
+    for (i, c) in copies.iter().enumerate() {
+        out.push_str(&format!("baton_connections{{worker=\"{i}\"}} {}\n", c.live));
     }
     // Busy loop iterations as a Prometheus histogram (cumulative buckets).
     out.push_str("# HELP baton_loop_iteration_microseconds Time one busy poll-loop iteration held the worker.\n");

@@ -102,6 +102,17 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     let _ = writeln!(out, "  workers  {} (slow-path threads {})", cfg.workers.count, cfg.workers.slow_path_threads);
     let _ = writeln!(out, "  backends {}", cfg.backend.servers.join(", "));
     let _ = writeln!(out, "  tls      cert {} key {} alpn [{}]", cfg.tls.cert.display(), cfg.tls.key.display(), cfg.tls.alpn.join(", "));
+    let _ = writeln!(out, "  tickets  {} per handshake, lifetime {} s, 0-RTT {}", cfg.tls.tickets_per_handshake, cfg.tls.ticket_lifetime_s, if cfg.tls.max_early_data > 0 { format!("up to {} bytes", cfg.tls.max_early_data) } else { "off".into() });
+    let _ = writeln!(
+        out,
+        "  session  {} connection slots x {} KiB, {} ticket slots, key rotation every {} s, handshake checkpoints {}",
+        cfg.session.table_slots,
+        cfg.session.max_record_kib,
+        cfg.session.ticket_slots,
+        cfg.session.key_rotation_s,
+        if cfg.session.checkpoint_handshakes { "on" } else { "off" }
+    );
+    let _ = writeln!(out, "  backend  proxy protocol {}, connect timeout {} ms", cfg.backend.proxy_protocol, cfg.backend.connect_timeout_ms);
     let _ = writeln!(out, "  admin    {}", cfg.admin.listen.as_deref().unwrap_or("off"));
     Ok(())
 }

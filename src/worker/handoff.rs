@@ -257,6 +257,10 @@ impl Fabric {
         if worker >= self.workers || self.workers < 2 {
             return false;
         }
+        // Someone must be left to take the connections.
+        if !(0..self.workers).any(|w| w != worker && !self.is_draining(w)) {
+            return false;
+        }
         self.drain[worker].store(true, Ordering::Release);
         true
     }
@@ -284,4 +288,29 @@ pub fn conn_identity(o: &Owner) -> [u8; 20] {
     id[12..16].copy_from_slice(&o.isns.0.to_be_bytes());
     id[16..20].copy_from_slice(&o.isns.1.to_be_bytes());
     id
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::time::Instant;
+
+    fn fabric(workers: usize) -> Fabric {
+        let t = heap_table(4, 256, [1; 32]).unwrap();
+        let k = heap_table(4, 256, [2; 32]).unwrap();
+        Fabric::new(workers, 16, t, k, KeyRing::new(1, &[3; 32], Instant::ZERO), 1, 1)
+    }
+
+    /// Regression: draining the last worker that was not draining returned
+    /// "ok" and moved nothing.
+    #[test]
+    fn the_last_worker_not_draining_cannot_be_drained() {
+        let f = fabric(2);
+        assert!(f.request_drain(0));
+        assert!(!f.request_drain(1), "nobody would be left to take the connections");
+        f.undrain(0);
+        assert!(f.request_drain(1));
+        assert!(!fabric(1).request_drain(0));
+        assert!(!f.request_drain(7));
+    }
 }

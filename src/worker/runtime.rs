@@ -237,6 +237,8 @@ pub struct Snapshot {
     pub stats: super::stats::WorkerStats,
     pub counters: crate::metrics::Counters,
     pub totals: LoopTotals,
+    /// Connections held at the snapshot.
+    pub live: usize,
 }
 
 /// `baton run`: sets up DPDK and runs the workers until SIGINT/SIGTERM.
@@ -481,6 +483,7 @@ fn poll_loop_published(
             s.counters.tx_frames = t.tx_frames;
             s.counters.tx_bytes = t.tx_bytes;
             s.totals = *t;
+            s.live = w.conn_count();
         }
     })
 }
