@@ -22,6 +22,10 @@ pub(crate) enum JobSpec {
     KeyExchange { group: NamedGroup, peer: Vec<u8> },
     /// Sign the CertificateVerify input (§4.4.3).
     Sign { scheme: SignatureScheme, msg: Vec<u8> },
+    /// The ClientHello offers a ticket this host does not hold: ask the
+    /// fleet repository for it (§4.2.11; DESIGN.md, "Data flow": the
+    /// repository is reached from the slow path, never from a worker).
+    FetchSession { id: Vec<u8> },
 }
 
 impl JobSpec {
@@ -37,6 +41,10 @@ impl JobSpec {
                 w.u16(*scheme as u16);
                 w.bytes(msg);
             }
+            JobSpec::FetchSession { id } => {
+                w.u8(3);
+                w.bytes(id);
+            }
         }
     }
     pub(crate) fn decode(r: &mut Reader) -> Result<JobSpec, DecodeError> {
@@ -49,6 +57,7 @@ impl JobSpec {
                 let scheme = SignatureScheme::from_u16(r.u16()?).ok_or(DecodeError::Invalid("job scheme"))?;
                 Ok(JobSpec::Sign { scheme, msg: r.bytes()?.to_vec() })
             }
+            3 => Ok(JobSpec::FetchSession { id: r.bytes()?.to_vec() }),
             _ => Err(DecodeError::Invalid("job kind")),
         }
     }
@@ -67,6 +76,7 @@ impl std::fmt::Debug for CryptoJob {
         match &self.spec {
             JobSpec::KeyExchange { group, .. } => write!(f, "CryptoJob::KeyExchange({group:?})"),
             JobSpec::Sign { scheme, .. } => write!(f, "CryptoJob::Sign({scheme:?})"),
+            JobSpec::FetchSession { .. } => write!(f, "CryptoJob::FetchSession"),
         }
     }
 }
@@ -75,6 +85,11 @@ impl std::fmt::Debug for CryptoJob {
 pub enum JobResult {
     KeyExchange { group: NamedGroup, public: Vec<u8>, shared: Zeroizing<Vec<u8>> },
     Signature { scheme: SignatureScheme, sig: Vec<u8> },
+    /// The answer to a [`CryptoJob::session_fetch`]: the session's bytes
+    /// (as a [`super::TicketStore`] returns them), or None for a full
+    /// handshake (not there, taken by another host, refused, or the
+    /// repository did not answer in time).
+    Session(Option<Zeroizing<Vec<u8>>>),
     Failed(TlsError),
 }
 
@@ -83,14 +98,27 @@ impl std::fmt::Debug for JobResult {
         match self {
             JobResult::KeyExchange { group, .. } => write!(f, "JobResult::KeyExchange({group:?})"),
             JobResult::Signature { scheme, .. } => write!(f, "JobResult::Signature({scheme:?})"),
+            JobResult::Session(s) => write!(f, "JobResult::Session({})", if s.is_some() { "found" } else { "none" }),
             JobResult::Failed(e) => write!(f, "JobResult::Failed({e})"),
         }
     }
 }
 
 impl CryptoJob {
+    /// The ticket identity of a session fetch: this job is not crypto but
+    /// a look-up the caller sends to the fleet repository, answering with
+    /// [`JobResult::Session`].
+    pub fn session_fetch(&self) -> Option<&[u8]> {
+        match &self.spec {
+            JobSpec::FetchSession { id } => Some(id),
+            _ => None,
+        }
+    }
+
     pub fn run(self, rng: &mut dyn Entropy) -> JobResult {
         match self.spec {
+            // Without a repository there is nothing to fetch from.
+            JobSpec::FetchSession { .. } => JobResult::Session(None),
             JobSpec::KeyExchange { group, peer } => key_exchange(group, &peer, rng),
             JobSpec::Sign { scheme, msg } => match self.cfg.key.sign(scheme, &msg, rng) {
                 Ok(sig) => JobResult::Signature { scheme, sig },

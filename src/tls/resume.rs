@@ -45,6 +45,13 @@ pub trait TicketStore {
     /// Returns a session just taken and not used (its binder failed, or it
     /// did not fit the ClientHello), with its original expiry.
     fn put_back(&mut self, ticket_id: &[u8], session: &[u8]) -> bool;
+    /// True when a session `take` did not find may still be elsewhere (the
+    /// fleet repository): the server then hands out a
+    /// [`CryptoJob::session_fetch`](super::CryptoJob::session_fetch) job
+    /// and continues the ClientHello with its answer.
+    fn remote(&self) -> bool {
+        false
+    }
 }
 
 /// psk_dhe_ke (§4.2.9).

@@ -18,6 +18,7 @@ use super::key_schedule::{finished_verify_data, resumption_psk, verify_finished,
 use super::messages::{self, hs_type, ClientHello};
 use super::resume::{self, Session, TicketStore};
 use super::suites::{CipherSuite, Transcript};
+use zeroize::Zeroizing;
 use super::{AlertDescription, TlsError};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::entropy::Entropy;
@@ -39,7 +40,8 @@ const MAX_SKIPPED_EARLY_DATA: u32 = 64 * 1024;
 const STATE_TAG: u16 = 0x5453;
 /// 2: resumption (PSK, resumed flag, ticket counters).
 /// 3: 0-RTT (early read key, accepted flag, early byte count and limit).
-const STATE_VERSION: u16 = 3;
+/// 4: a ClientHello waiting for a session from the fleet repository.
+const STATE_VERSION: u16 = 4;
 
 /// Where the handshake is. One state per message the server waits for
 /// (§4, Figure 1 and §4.1.4 for the retry).
@@ -124,6 +126,13 @@ pub struct TlsServer {
 
     job: Option<JobSpec>,
     job_out: bool,
+    /// A ClientHello whose ticket is being fetched from the fleet
+    /// repository (a [`JobSpec::FetchSession`] job): handled again, from
+    /// the start, once the answer is in `fetched`.
+    pending_hello: Option<Vec<u8>>,
+    /// The repository's answer for `pending_hello`'s ticket: Some(None)
+    /// means not found (full handshake).
+    fetched: Option<Option<Zeroizing<Vec<u8>>>>,
 
     suite: Option<CipherSuite>,
     group: Option<NamedGroup>,
@@ -167,6 +176,14 @@ impl std::fmt::Debug for TlsServer {
     }
 }
 
+/// What resumption decided for a ClientHello.
+enum Resume {
+    /// Resume with this suite and session, or (None) a full handshake.
+    Decided(Option<(CipherSuite, Session)>),
+    /// Ask the fleet repository for the session of this ticket first.
+    Fetch(Vec<u8>),
+}
+
 /// What one record turned out to carry, once opened.
 enum Inner {
     Handshake(usize, usize),
@@ -204,6 +221,8 @@ impl TlsServer {
             tickets_sent: 0,
             job: None,
             job_out: false,
+            pending_hello: None,
+            fetched: None,
             suite: None,
             group: None,
             scheme: None,
@@ -507,6 +526,11 @@ impl TlsServer {
             (JobSpec::Sign { scheme, .. }, JobResult::Signature { scheme: s, sig }) if s == scheme => {
                 self.on_signature(&sig)
             }
+            (JobSpec::FetchSession { .. }, JobResult::Session(found)) => {
+                // The ClientHello is handled again on the next `process`.
+                self.fetched = Some(found);
+                Ok(())
+            }
             _ => Err(TlsError::Internal("job result does not match the pending job")),
         };
         if let Err(e) = &r {
@@ -557,6 +581,13 @@ impl TlsServer {
     }
 
     fn process_records(&mut self, rng: &mut dyn Entropy, mut store: Option<&mut (dyn TicketStore + '_)>) -> Result<(), TlsError> {
+        if self.job.is_none() {
+            if let Some(hello) = self.pending_hello.take() {
+                // The repository answered (in `fetched`): the ClientHello
+                // again, from the start; nothing of it was applied before.
+                self.on_message(&hello, rng, store.as_deref_mut())?;
+            }
+        }
         loop {
             if self.close_received || self.job.is_some() || self.plaintext_len() >= self.cfg.max_plaintext_buffer {
                 return Ok(());
@@ -871,8 +902,21 @@ impl TlsServer {
 
         // Resumption (§4.2.11) after every other check that could still
         // fail, so a ticket is only taken from a ClientHello we answer.
+        let fetched = self.fetched.take();
         let resumed = match store {
-            Some(st) => self.try_resume(&ch, msg, suite, retry, st)?,
+            Some(st) => match self.try_resume(&ch, msg, suite, retry, st, fetched)? {
+                Resume::Decided(r) => r,
+                Resume::Fetch(id) => {
+                    // Not on this host: ask the fleet repository (a job,
+                    // so the worker never waits for it) and handle this
+                    // ClientHello again with the answer. Nothing of it has
+                    // been applied yet.
+                    self.pending_hello = Some(msg.to_vec());
+                    self.job = Some(JobSpec::FetchSession { id });
+                    self.job_out = false;
+                    return Ok(());
+                }
+            },
             None => None,
         };
         // §4.2.10: accept 0-RTT only when it is on, this ClientHello just
@@ -954,18 +998,29 @@ impl TlsServer {
         suite: CipherSuite,
         retry: bool,
         store: &mut dyn TicketStore,
-    ) -> Result<Option<(CipherSuite, Session)>, TlsError> {
-        let Some(offer) = ch.psk.as_ref() else { return Ok(None) };
+        fetched: Option<Option<Zeroizing<Vec<u8>>>>,
+    ) -> Result<Resume, TlsError> {
+        let none = Ok(Resume::Decided(None));
+        let Some(offer) = ch.psk.as_ref() else { return none };
         // §4.2.9: we only do psk_dhe_ke; psk_ke alone gets a full handshake.
         if !ch.psk_modes.as_ref().is_some_and(|m| m.contains(&resume::PSK_DHE_KE)) {
-            return Ok(None);
+            return none;
         }
         let (Some((id, _obfuscated_age)), Some(binder)) = (offer.identities.first(), offer.binders.first()) else {
-            return Ok(None);
+            return none;
         };
-        let Some(raw) = store.take(id) else { return Ok(None) };
+        let raw = match fetched {
+            // The repository's answer for this very ClientHello.
+            Some(Some(raw)) => raw,
+            Some(None) => return none,
+            None => match store.take(id) {
+                Some(raw) => raw,
+                None if store.remote() => return Ok(Resume::Fetch(id.clone())),
+                None => return none,
+            },
+        };
         // A record we cannot read is dropped: it could never be used.
-        let Ok(sess) = Session::decode(&raw) else { return Ok(None) };
+        let Ok(sess) = Session::decode(&raw) else { return none };
         let h = sess.suite.hash();
         // §4.2.11 / §4.6.1: only a suite with the ticket's hash. After a
         // HelloRetryRequest the suite is already fixed (§4.1.4).
@@ -978,7 +1033,7 @@ impl TlsServer {
         // made for.
         let Some(chosen) = chosen.filter(|_| sess.sni == ch.sni) else {
             store.put_back(id, &raw);
-            return Ok(None);
+            return none;
         };
         // §4.2.11.2: over Transcript-Hash(Truncate(ClientHello)), preceded
         // by message_hash(ClientHello1) and the HelloRetryRequest.
@@ -998,7 +1053,7 @@ impl TlsServer {
             store.put_back(id, &raw);
             return Err(TlsError::DecryptError("psk binder"));
         }
-        Ok(Some((chosen, sess)))
+        Ok(Resume::Decided(Some((chosen, sess))))
     }
 
     /// Sends the due NewSessionTickets (§4.6.1): for each, a random ticket
@@ -1447,6 +1502,16 @@ impl TlsServer {
         w.bool(self.early_accepted);
         w.u32(self.early_received);
         w.u32(self.early_limit);
+        // Version 4.
+        opt_bytes(w, self.pending_hello.as_deref());
+        match &self.fetched {
+            None => w.u8(0),
+            Some(None) => w.u8(1),
+            Some(Some(b)) => {
+                w.u8(2);
+                w.bytes(b);
+            }
+        }
     }
 
     pub fn decode(r: &mut Reader, cfg: Arc<ServerConfig>) -> Result<TlsServer, DecodeError> {
@@ -1536,6 +1601,15 @@ impl TlsServer {
             s.early_accepted = r.bool()?;
             s.early_received = r.u32()?;
             s.early_limit = r.u32()?;
+        }
+        if version >= 4 {
+            s.pending_hello = read_opt_bytes(r)?;
+            s.fetched = match r.u8()? {
+                0 => None,
+                1 => Some(None),
+                2 => Some(Some(Zeroizing::new(r.bytes()?.to_vec()))),
+                _ => return Err(DecodeError::Invalid("fetched session option")),
+            };
         }
         if s.failed {
             s.error = Some(TlsError::Internal("connection failed before handoff"));

@@ -145,6 +145,10 @@ pub(crate) struct Pair {
     /// When set the server runs `process_with` this store: resumption and
     /// tickets.
     pub store: Option<MemStore>,
+    /// Answers the server's session fetches (the fleet repository of
+    /// another host); fetches counted in `fetches`.
+    pub fleet: Option<MemStore>,
+    pub fetches: usize,
 }
 
 impl Pair {
@@ -165,6 +169,8 @@ impl Pair {
             record_split: false,
             server_plain: Vec::new(),
             store: None,
+            fleet: None,
+            fetches: 0,
         }
     }
 
@@ -225,7 +231,13 @@ impl Pair {
             match self.server.take_job() {
                 Some(job) => {
                     self.step_hook();
-                    let r = job.run(&mut self.rng);
+                    let r = match (job.session_fetch(), self.fleet.as_mut()) {
+                        (Some(id), Some(fleet)) => {
+                            self.fetches += 1;
+                            crate::tls::JobResult::Session(crate::tls::TicketStore::take(fleet, id))
+                        }
+                        _ => job.run(&mut self.rng),
+                    };
                     if let Err(e) = self.server.complete_job(r) {
                         self.server_error.get_or_insert(e);
                         return;

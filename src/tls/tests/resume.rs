@@ -26,6 +26,8 @@ struct Inner {
     hits: usize,
     put_backs: usize,
     refuse: bool,
+    /// A miss may be found in the fleet repository (`TicketStore::remote`).
+    remote: bool,
 }
 
 /// A HashMap ticket store shared by clones (several servers = several
@@ -79,10 +81,16 @@ impl TicketStore for MemStore {
     }
     fn put_back(&mut self, id: &[u8], session: &[u8]) -> bool {
         let mut i = self.0.borrow_mut();
-        let Some(l) = i.taken.remove(id) else { return false };
+        // A fleet store puts back what came from the repository (where the
+        // worker's store returns it) as well as its own takes.
+        let taken = i.taken.remove(id);
+        let Some(l) = taken.or(if i.remote { Some(0) } else { None }) else { return false };
         i.put_backs += 1;
         i.map.insert(id.to_vec(), (session.to_vec(), l));
         true
+    }
+    fn remote(&self) -> bool {
+        self.0.borrow().remote
     }
 }
 
@@ -421,6 +429,9 @@ fn version_1_state_without_resumption_fields_still_decodes() {
     let mut w = Writer::new();
     a.server.encode(&mut w);
     let mut b = w.finish().to_vec();
+    // v4 appended: pending ClientHello option (0), fetched session option (0).
+    assert_eq!(&b[b.len() - 2..], &[0; 2]);
+    b.truncate(b.len() - 2);
     // v3 appended: early reader option (0), accepted, early bytes (u32),
     // early limit (u32).
     assert_eq!(&b[b.len() - 10..], &[0; 10]);
@@ -431,4 +442,83 @@ fn version_1_state_without_resumption_fields_still_decodes() {
     b[2..4].copy_from_slice(&1u16.to_le_bytes());
     let back = TlsServer::decode(&mut Reader::new(&b), a.cfg.clone()).unwrap();
     assert!(!back.is_handshaking() && !back.is_resumed() && back.tickets_sent() == 0);
+}
+
+/// A store whose misses may be in the fleet repository.
+fn fleet_store() -> MemStore {
+    let s = MemStore::default();
+    s.0.borrow_mut().remote = true;
+    s
+}
+
+#[test]
+fn ticket_from_another_host_is_fetched_from_the_repository_and_resumes() {
+    let p = pki(KeyKind::Ecdsa);
+    let ccfg = client_config(&p, &ClientOpts { alpn: vec![b"h2".to_vec()], ..Default::default() });
+    // Host A issued the ticket into the repository.
+    let repo = MemStore::default();
+    full(&p, &ccfg, server_config(&p, &[b"h2"]), &repo, 21);
+    let id = repo.ids().remove(0);
+    // Host B: its own table is empty, its misses go to the repository; the
+    // state is encoded and decoded at every step, the fetch in flight too.
+    let mut b = Pair::new(conn(&ccfg), server_config(&p, &[b"h2"]), 22);
+    b.store = Some(fleet_store());
+    b.fleet = Some(repo.clone());
+    b.hook = Some(Box::new(round_trip));
+    b.handshake();
+    assert_eq!(b.fetches, 1);
+    assert_eq!(b.client.handshake_kind(), Some(HandshakeKind::Resumed));
+    assert!(b.server.is_resumed());
+    assert_eq!(b.server.signature_scheme(), None);
+    // Taken from the repository: gone there.
+    assert!(!repo.contains(&id));
+    exchange(&mut b);
+}
+
+#[test]
+fn ticket_the_repository_does_not_have_gets_a_full_handshake() {
+    let p = pki(KeyKind::Ecdsa);
+    let ccfg = client_config(&p, &ClientOpts::default());
+    let repo = MemStore::default();
+    full(&p, &ccfg, server_config(&p, &[]), &repo, 23);
+    // Another host took it first (or Redis did not answer in time).
+    let id = repo.ids().remove(0);
+    repo.clone().take(&id).unwrap();
+    let mut b = Pair::new(conn(&ccfg), server_config(&p, &[]), 24);
+    b.store = Some(fleet_store());
+    b.fleet = Some(repo.clone());
+    b.hook = Some(Box::new(round_trip));
+    b.handshake();
+    assert_eq!(b.fetches, 1);
+    assert_eq!(b.client.handshake_kind(), Some(HandshakeKind::Full));
+    assert!(!b.server.is_resumed());
+    exchange(&mut b);
+}
+
+#[test]
+fn fetched_ticket_with_a_bad_binder_goes_back_unburnt() {
+    let p = pki(KeyKind::Ecdsa);
+    let ccfg = client_config(&p, &ClientOpts::default());
+    let repo = MemStore::default();
+    full(&p, &ccfg, server_config(&p, &[]), &repo, 25);
+    let id = repo.ids().remove(0);
+    let mut c = conn(&ccfg);
+    let mut ch = first_flight(&mut c);
+    // Flip the last byte: inside the binder (pre_shared_key is last, §4.2.11).
+    let n = ch.len();
+    ch[n - 1] ^= 1;
+    let mut local = fleet_store();
+    let mut s = TlsServer::new(Arc::new(server_config(&p, &[])));
+    let mut rng = SeededEntropy::new(26);
+    s.read_tls(&ch);
+    s.process_with(&mut rng, &mut local).unwrap();
+    let job = s.take_job().expect("a fetch job");
+    assert_eq!(job.session_fetch(), Some(&id[..]));
+    let found = repo.clone().take(&id);
+    assert!(found.is_some());
+    s.complete_job(crate::tls::JobResult::Session(found)).unwrap();
+    let r = s.process_with(&mut rng, &mut local);
+    assert!(matches!(r, Err(TlsError::DecryptError(_))), "{r:?}");
+    // The worker's store got it back (it puts it back into the repository).
+    assert!(local.contains(&id));
 }
