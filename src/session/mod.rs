@@ -4,6 +4,7 @@
 //! - [`seal`]: sealing of records before they enter the table.
 //! - [`sync`]: std or loom atomics (loom under `cfg(loom)`).
 
+pub mod repository;
 pub mod seal;
 pub mod sync;
 pub mod table;

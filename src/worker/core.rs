@@ -22,7 +22,9 @@ use crate::tls::ServerConfig;
 
 use super::conn::{JobSink, ProxiedConn, Status};
 use super::handoff::{conn_identity, Fabric, Msg, Owner, KIND_CONN};
-use super::tickets::Tickets;
+use super::fleet::{flow_identity, open_fetched, FetchedExpiry, Fleet, Pending};
+use super::tickets::{FleetLend, Tickets};
+use crate::session::repository::{Op, Outcome, RecordKind, Reply, Request};
 use crate::session::seal::{Opener, Sealer, SealerId};
 use crate::slowpath::{Done, SlowPathHandle, Task};
 use crate::tls::{CryptoJob, JobResult};
@@ -106,6 +108,31 @@ pub struct Worker {
     parked: Vec<(Instant, FlowId)>,
     /// Park mid-handshake connections between flights.
     checkpoint_handshakes: bool,
+    /// This host's place in the fleet's partition of backend source
+    /// ports (index, hosts).
+    host_slice: (usize, usize),
+    /// Fleet mode: the repository and what this worker waits for from it.
+    fleet: Option<FleetLocal>,
+}
+
+/// A worker's fleet state.
+struct FleetLocal {
+    fleet: Arc<Fleet>,
+    /// Seals under the fleet key (its own subkey and counter).
+    sealer: Sealer,
+    reply_rx: crossbeam_channel::Receiver<Reply>,
+    reply_tx: crossbeam_channel::Sender<Reply>,
+    /// Outstanding requests by tag.
+    pending: HashMap<u64, Pending>,
+    /// Frames of unknown flows held while their record is looked up.
+    held: HashMap<FlowId, Vec<Vec<u8>>>,
+    held_total: usize,
+    /// Flows whose look-up found nothing, and when.
+    negative: HashMap<FlowId, Instant>,
+    /// Look-up tokens left in the current second, and when it started.
+    tokens: u32,
+    tokens_at: Instant,
+    fetched: FetchedExpiry,
 }
 
 /// Most frames held while waiting for a yield, per flow and in all.
@@ -127,10 +154,45 @@ struct Jobs {
     /// Tag of the connection being serviced.
     tag: u64,
     inline_fallbacks: u64,
+    /// Fleet mode: session fetches go to the repository (its service
+    /// threads), replies to this worker's channel.
+    fleet: Option<(Arc<Fleet>, crossbeam_channel::Sender<Reply>)>,
+    /// Request tags, unique per worker.
+    next_tag: u64,
+    /// Session fetches submitted: (request tag, connection tag, ticket id);
+    /// the worker files them as pending.
+    fetches: Vec<(u64, u64, Vec<u8>)>,
+    fetches_not_sent: u64,
+}
+
+impl Jobs {
+    fn tag(&mut self) -> u64 {
+        self.next_tag = self.next_tag.wrapping_add(1);
+        self.next_tag
+    }
 }
 
 impl JobSink for Jobs {
     fn dispatch(&mut self, job: CryptoJob, rng: &mut dyn Entropy) -> Option<JobResult> {
+        if let Some(id) = job.session_fetch() {
+            // Not crypto: a take from the fleet repository, answered on a
+            // later poll. Never waited for here.
+            let id = id.to_vec();
+            let tag = self.tag();
+            let Some((fleet, reply)) = &self.fleet else { return Some(JobResult::Session(None)) };
+            let req = Request { tag, op: Op::Take { kind: RecordKind::Session, id: id.clone() }, reply: Some(reply.clone()) };
+            return match fleet.submit(req) {
+                Ok(()) => {
+                    self.fetches.push((tag, self.tag, id));
+                    None
+                }
+                Err(_) => {
+                    // Queue full: a full handshake rather than a wait.
+                    self.fetches_not_sent += 1;
+                    Some(JobResult::Session(None))
+                }
+            };
+        }
         let Some((h, reply, _)) = &self.slow else { return Some(job.run(rng)) };
         match h.submit(Task { tag: self.tag, job, reply: reply.clone() }) {
             Ok(()) => None,
@@ -186,7 +248,7 @@ impl Worker {
             stats: WorkerStats::default(),
             rng,
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
-            jobs: Jobs { slow: None, tag: 0, inline_fallbacks: 0 },
+            jobs: Jobs { slow: None, tag: 0, inline_fallbacks: 0, fleet: None, next_tag: 0, fetches: Vec::new(), fetches_not_sent: 0 },
             fabric: None,
             sealer: None,
             held: HashMap::new(),
@@ -200,7 +262,57 @@ impl Worker {
             cookie_threshold: (max_conns / 4 * 3).max(1),
             parked: Vec::new(),
             checkpoint_handshakes: false,
+            host_slice: (0, 1),
+            fleet: None,
         }
+    }
+
+    /// Joins this worker to the fleet: tickets through the repository,
+    /// connections exported there on a host drain and taken from there
+    /// when their flow reaches this host.
+    pub fn attach_fleet(&mut self, fleet: Arc<Fleet>) {
+        let id = SealerId { host: fleet.host, boot: fleet.boot, worker: self.id as u32 };
+        let sealer = Sealer::new(&fleet.keys(), id);
+        let (reply_tx, reply_rx) = crossbeam_channel::unbounded();
+        self.jobs.fleet = Some((fleet.clone(), reply_tx.clone()));
+        self.fleet = Some(FleetLocal {
+            tokens: fleet.params.lookups_per_s,
+            fleet,
+            sealer,
+            reply_rx,
+            reply_tx,
+            pending: HashMap::new(),
+            held: HashMap::new(),
+            held_total: 0,
+            negative: HashMap::new(),
+            tokens_at: Instant::ZERO,
+            fetched: FetchedExpiry::new(),
+        });
+    }
+
+    /// This host is `index` of `hosts` sharing backend source addresses
+    /// (behind one SNAT address): each host takes its own part of every
+    /// worker slice, so a connection that moves between hosts keeps a
+    /// port nobody else uses.
+    pub fn set_host_slice(&mut self, index: usize, hosts: usize) {
+        let hosts = hosts.max(1);
+        let index = index.min(hosts - 1);
+        self.host_slice = (index, hosts);
+        let w = self.params.workers.max(1);
+        let off = self.rng.u32();
+        self.ports = SourcePorts::for_worker(index * w + self.id, hosts * w).start_at(off);
+    }
+
+    /// The local worker whose slice holds `port`, if it is this host's.
+    fn port_owner(&self, port: u16) -> Option<usize> {
+        let w = self.params.workers.max(1);
+        let (index, hosts) = self.host_slice;
+        SourcePorts::owner_of(port, hosts * w).and_then(|g| g.checked_sub(index * w)).filter(|x| *x < w)
+    }
+
+    /// Outstanding repository requests and frames held for them.
+    pub fn fleet_pending(&self) -> (usize, usize) {
+        self.fleet.as_ref().map_or((0, 0), |f| (f.pending.len(), f.held_total))
     }
 
     /// Joins this worker to the host's handoff fabric (session table,
@@ -252,14 +364,39 @@ impl Worker {
                 },
                 None => break,
             };
-            let k = key_of(done.tag);
-            let Worker { slots, rng, stats, jobs, fabric, sealer, .. } = self;
-            if let Some(c) = slots.get_mut(k.idx as usize).filter(|s| s.gen == k.gen).and_then(|s| s.conn.as_mut()) {
-                jobs.tag = done.tag;
-                let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now);
-                c.job_done(done.result, jobs, rng.as_mut(), stats, &mut t);
+            self.job_done_for(done.tag, done.result, now);
+        }
+    }
+
+    /// Hands a finished job's result to the connection `tag` names.
+    fn job_done_for(&mut self, tag: u64, result: JobResult, now: Instant) {
+        let k = key_of(tag);
+        let Worker { slots, rng, stats, jobs, fabric, sealer, fleet, .. } = self;
+        if let Some(c) = slots.get_mut(k.idx as usize).filter(|s| s.gen == k.gen).and_then(|s| s.conn.as_mut()) {
+            jobs.tag = tag;
+            let lend = fleet.as_mut().map(|f| FleetLend { fleet: &f.fleet, sealer: &mut f.sealer, fetched: &mut f.fetched });
+            let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now, lend);
+            c.job_done(result, jobs, rng.as_mut(), stats, &mut t);
+            let (p, n) = t.fleet_counts();
+            stats.fleet_tickets_put += p;
+            stats.fleet_tickets_not_put += n;
+        }
+        self.file_fetches();
+        self.mark_dirty(k);
+    }
+
+    /// Files the session fetches the job sink submitted as pending.
+    fn file_fetches(&mut self) {
+        if self.jobs.fetches.is_empty() && self.jobs.fetches_not_sent == 0 {
+            return;
+        }
+        self.stats.fleet_fetches_not_sent += std::mem::take(&mut self.jobs.fetches_not_sent);
+        let fetches = std::mem::take(&mut self.jobs.fetches);
+        if let Some(f) = self.fleet.as_mut() {
+            for (tag, conn_tag, id) in fetches {
+                self.stats.fleet_session_fetches += 1;
+                f.pending.insert(tag, Pending::Session { conn_tag, id });
             }
-            self.mark_dirty(k);
         }
     }
 
@@ -358,6 +495,8 @@ impl Worker {
             self.accept(flow, &header, now, tx);
         } else if flow.local.port == self.params.listen_port && self.cookie_ack(flow, &header, payload, now) {
             // An ACK that completes a SYN-cookie handshake.
+        } else if self.fleet_lookup(flow, &header, frame, now) {
+            // Maybe another host's: held while the repository is asked.
         } else {
             // DESIGN.md: unknown flows are dropped and counted, never reset
             // (a flow may be on its way from another worker or host).
@@ -760,6 +899,7 @@ impl Worker {
     /// and transmits what is due.
     pub fn poll(&mut self, now: Instant, tx: &mut dyn FnMut(&[u8])) {
         self.poll_fabric(now, tx);
+        self.poll_fleet(now, tx);
         self.collect_jobs(now);
         while let Some(Reverse((t, idx, gen))) = self.timers.peek().copied() {
             if t > now {
@@ -780,23 +920,32 @@ impl Worker {
     }
 
     fn service(&mut self, k: ConnKey, now: Instant, tx: &mut dyn FnMut(&[u8])) {
-        let Worker { slots, rng, scratch, stats, jobs, fabric, sealer, .. } = self;
+        let Worker { slots, rng, scratch, stats, jobs, fabric, sealer, fleet, .. } = self;
         let Some(c) = slots.get_mut(k.idx as usize).filter(|s| s.gen == k.gen).and_then(|s| s.conn.as_mut()) else {
             return;
         };
         c.dirty = false;
         jobs.tag = tag_of(k);
-        let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now);
+        let lend = fleet.as_mut().map(|f| FleetLend { fleet: &f.fleet, sealer: &mut f.sealer, fetched: &mut f.fetched });
+        let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now, lend);
         let (mut status, wants) = c.service(now, rng.as_mut(), jobs, scratch, stats, &mut t);
+        let (p, n) = t.fleet_counts();
+        stats.fleet_tickets_put += p;
+        stats.fleet_tickets_not_put += n;
         if wants.backend {
             self.connect_backend(k, now);
             // A second pass so the SYN and any buffered plaintext move now.
-            let Worker { slots, rng, scratch, stats, jobs, fabric, sealer, .. } = self;
+            let Worker { slots, rng, scratch, stats, jobs, fabric, sealer, fleet, .. } = self;
             if let Some(c) = slots.get_mut(k.idx as usize).and_then(|s| s.conn.as_mut()) {
-                let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now);
+                let lend = fleet.as_mut().map(|f| FleetLend { fleet: &f.fleet, sealer: &mut f.sealer, fetched: &mut f.fetched });
+                let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now, lend);
                 status = c.service(now, rng.as_mut(), jobs, scratch, stats, &mut t).0;
+                let (p, n) = t.fleet_counts();
+                stats.fleet_tickets_put += p;
+                stats.fleet_tickets_not_put += n;
             }
         }
+        self.file_fetches();
         // Transmit both flows.
         let Worker { slots, stack, .. } = self;
         let Some(c) = slots.get_mut(k.idx as usize).and_then(|s| s.conn.as_mut()) else { return };
@@ -855,7 +1004,7 @@ impl Worker {
                 f.directory.remove_if_owner(&bf, self.id);
                 // A port from another worker's slice (the connection moved
                 // here): tell that worker it is free again.
-                if let Some(w) = SourcePorts::owner_of(bf.local.port, self.params.workers) {
+                if let Some(w) = self.port_owner(bf.local.port) {
                     if w != self.id {
                         f.send(w, Msg::ReleasePort { backend: bf.remote, port: bf.local.port });
                     }
@@ -989,5 +1138,289 @@ impl Worker {
         self.stats.conns_imported += 1;
         self.mark_dirty(k);
         Ok(cf)
+    }
+}
+
+/// Most frames held per flow, and in all, while the repository is asked.
+const FLEET_HELD_PER_FLOW: usize = 32;
+const FLEET_HELD_TOTAL: usize = 2048;
+
+/// Fleet mode (issue 4): connections leave a draining host through the
+/// repository and are taken from it by the host their next frame reaches.
+impl Worker {
+    /// Answers from the repository, and the host drain's exports.
+    fn poll_fleet(&mut self, now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        let Some(fl) = self.fleet.as_mut() else { return };
+        // A new fleet key: seal under it from now on.
+        if fl.sealer.key_id() != fl.fleet.key_id() {
+            let id = SealerId { host: fl.fleet.host, boot: fl.fleet.boot, worker: self.id as u32 };
+            fl.sealer = Sealer::new(&fl.fleet.keys(), id);
+        }
+        for _ in 0..256 {
+            let Some(fl) = self.fleet.as_mut() else { return };
+            let Ok(reply) = fl.reply_rx.try_recv() else { break };
+            let Some(p) = fl.pending.remove(&reply.tag) else { continue };
+            self.on_reply(p, reply.outcome, now, tx);
+        }
+        let Some(fl) = self.fleet.as_mut() else { return };
+        if fl.negative.len() > 4096 {
+            let ttl = fl.fleet.params.negative_ttl;
+            fl.negative.retain(|_, t| now.saturating_since(*t) < ttl);
+        }
+        if fl.fleet.is_draining() && self.live > 0 {
+            for cf in self.client_flows() {
+                self.fleet_export(&cf, now);
+            }
+        }
+    }
+
+    fn on_reply(&mut self, p: Pending, outcome: Outcome, now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        match p {
+            Pending::Session { conn_tag, id } => {
+                let found = match outcome {
+                    Outcome::Taken(sealed) => {
+                        let fl = self.fleet.as_mut().expect("fleet mode");
+                        let wall = fl.fleet.wall(now);
+                        let plain = open_fetched(&fl.fleet, &id, &sealed, wall, &mut fl.fetched);
+                        if plain.is_some() {
+                            self.stats.fleet_sessions_found += 1;
+                        } else {
+                            self.stats.fleet_records_unreadable += 1;
+                        }
+                        plain
+                    }
+                    // Missing, refused by ACL, or no answer in time: a full
+                    // handshake (the repository counted and logged why).
+                    _ => None,
+                };
+                self.job_done_for(conn_tag, JobResult::Session(found), now);
+                if let Some(fl) = self.fleet.as_mut() {
+                    fl.fetched.remove(&id);
+                }
+            }
+            Pending::Export { id, sealed } => match outcome {
+                Outcome::Stored => self.stats.fleet_conns_exported += 1,
+                Outcome::NotStored(_) | Outcome::Refused => {
+                    // Definitely not stored: ours again.
+                    self.stats.fleet_exports_failed += 1;
+                    log::warn!("worker {}: the repository did not store an exported connection; it stays here", self.id);
+                    if self.fleet_import(&id, &sealed, now).is_none() {
+                        self.stats.fleet_records_unreadable += 1;
+                    }
+                }
+                _ => {
+                    // Timed out: Redis may or may not hold it. Keeping a
+                    // copy could make two owners; the connection is lost
+                    // instead (DESIGN.md: safety over liveness).
+                    self.stats.fleet_exports_lost += 1;
+                    log::warn!("worker {}: no answer from the repository for an exported connection; it is dropped", self.id);
+                }
+            },
+            Pending::ConnTake { id, held } => {
+                if let Outcome::Taken(sealed) = outcome {
+                    match self.fleet_import(&id, &sealed, now) {
+                        Some(cf) => {
+                            self.stats.fleet_conns_imported += 1;
+                            let bf = self.flows.get(&cf).and_then(|&(k, _)| self.slots.get(k.idx as usize)).and_then(|s| s.conn.as_ref()).and_then(|c| c.backend_flow());
+                            if let (Some(bf), Some(fl)) = (bf, self.fleet.as_ref()) {
+                                // The alias is no longer needed.
+                                let _ = fl.fleet.submit(Request { tag: 0, op: Op::Del { kind: RecordKind::ConnAlias, id: flow_identity(&bf).to_vec() }, reply: None });
+                            }
+                            for f in [Some(cf), bf, Some(held)].into_iter().flatten() {
+                                self.replay_fleet_held(&f, now, tx);
+                            }
+                            return;
+                        }
+                        None => self.stats.fleet_records_unreadable += 1,
+                    }
+                }
+                self.lookup_failed(held, now, tx);
+            }
+            Pending::AliasTake { held } => {
+                if let Outcome::Taken(client_id) = outcome {
+                    if let Ok(id) = <[u8; 12]>::try_from(&client_id[..]) {
+                        self.stats.fleet_alias_hits += 1;
+                        let Some(fl) = self.fleet.as_mut() else { return };
+                        let tag = self.jobs.tag();
+                        let req = Request { tag, op: Op::Take { kind: RecordKind::Conn, id: id.to_vec() }, reply: Some(fl.reply_tx.clone()) };
+                        if fl.fleet.submit(req).is_ok() {
+                            fl.pending.insert(tag, Pending::ConnTake { id, held });
+                            return;
+                        }
+                    }
+                }
+                self.lookup_failed(held, now, tx);
+            }
+        }
+    }
+
+    /// A look-up found nothing: frames held for it go to the connection if
+    /// it arrived meanwhile by another path, else are dropped (the client
+    /// retransmits); the flow is not looked up again for a moment.
+    fn lookup_failed(&mut self, held: FlowId, now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        if self.flows.contains_key(&held) {
+            self.replay_fleet_held(&held, now, tx);
+            return;
+        }
+        let Some(fl) = self.fleet.as_mut() else { return };
+        fl.negative.insert(held, now);
+        if let Some(frames) = fl.held.remove(&held) {
+            fl.held_total -= frames.len();
+            self.stats.handoff_frames_dropped += frames.len() as u64;
+        }
+    }
+
+    fn replay_fleet_held(&mut self, flow: &FlowId, now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        let Some(fl) = self.fleet.as_mut() else { return };
+        let Some(frames) = fl.held.remove(flow) else { return };
+        fl.held_total -= frames.len();
+        for fr in frames {
+            self.handle_frame_hops(&fr, 0, now, tx);
+        }
+    }
+
+    /// Opens and imports a connection record from the repository; takes
+    /// both its flows into the owner directory. The client flow, or None.
+    fn fleet_import(&mut self, id: &[u8; 12], sealed: &[u8], now: Instant) -> Option<FlowId> {
+        let fl = self.fleet.as_ref()?;
+        let wall = fl.fleet.wall(now);
+        let plain = match Opener::new(&fl.fleet.keys()).open(KIND_CONN, id, wall, sealed) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("worker {}: cannot open a connection record from the repository: {e}", self.id);
+                return None;
+            }
+        };
+        let cf = match self.import_conn(&plain, now) {
+            Ok(cf) => cf,
+            Err(e) => {
+                log::warn!("worker {}: cannot import a connection from the repository: {e}", self.id);
+                return None;
+            }
+        };
+        drop(plain);
+        if flow_identity(&cf) != *id {
+            // A record whose contents name another flow than its key: the
+            // AAD bound the key, so this is our own bug, not an attack;
+            // keep it (it is ours now) but say so.
+            log::warn!("worker {}: repository record for {:?} held another flow", self.id, cf);
+        }
+        let me_id = self.id as u16;
+        if let Some(f) = self.fabric.clone() {
+            if let Some(&(k, _)) = self.flows.get(&cf) {
+                if let Some(c) = self.get(k) {
+                    let me = Owner { worker: me_id, client_flow: cf, isns: (c.client.iss(), c.client.irs()), since: now, parked: false };
+                    let bf = c.backend_flow();
+                    f.directory.set(cf, me);
+                    if let Some(bf) = bf {
+                        f.directory.set(bf, me);
+                    }
+                }
+            }
+        }
+        Some(cf)
+    }
+
+    /// Host drain: exports the connection of `client_flow` into the
+    /// repository (sealed under the fleet key, with an alias for its
+    /// backend flow) and purges it here. Until Redis confirms, the only
+    /// copy is the sealed record on its way; a refusal brings it back.
+    fn fleet_export(&mut self, client_flow: &FlowId, now: Instant) -> bool {
+        let Some(&(k, _)) = self.flows.get(client_flow) else { return false };
+        let Some(c) = self.get(k) else { return false };
+        if c.job_pending() {
+            // A crypto job or a fetch is out: after its answer.
+            return false;
+        }
+        let bf = c.backend_flow();
+        let mut w = Writer::with_capacity(4096);
+        c.encode(now, &mut w);
+        let plain = w.finish();
+        let id = flow_identity(client_flow);
+        let Some(fl) = self.fleet.as_mut() else { return false };
+        let ttl = fl.fleet.params.conn_ttl;
+        let expiry = fl.fleet.wall(now) + ttl;
+        let sealed = match fl.sealer.seal(KIND_CONN, &id, expiry, &plain) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("worker {}: cannot seal a connection for the repository: {e}", self.id);
+                return false;
+            }
+        };
+        drop(plain);
+        let tag = self.jobs.tag();
+        let std_ttl = std::time::Duration::from_micros(ttl.micros());
+        let req = Request { tag, op: Op::Put { kind: RecordKind::Conn, id: id.to_vec(), value: sealed.clone(), ttl: std_ttl }, reply: Some(fl.reply_tx.clone()) };
+        if fl.fleet.submit(req).is_err() {
+            // Queue full: try again on the next poll.
+            return false;
+        }
+        fl.pending.insert(tag, Pending::Export { id, sealed });
+        if let Some(bf) = bf {
+            let alias = Request { tag: 0, op: Op::Put { kind: RecordKind::ConnAlias, id: flow_identity(&bf).to_vec(), value: id.to_vec(), ttl: std_ttl }, reply: None };
+            let _ = fl.fleet.submit(alias);
+        }
+        // Purge: out of the flow table and the directory, the backend
+        // port freed (the next owner is on another host), the state and
+        // its keys dropped and zeroized.
+        let c = self.remove(k);
+        self.stats.conns_closed -= 1;
+        drop(c);
+        true
+    }
+
+    /// A frame of a flow nobody on this host holds: ask the repository
+    /// (client flows by their own identity, backend flows through their
+    /// alias) and hold the frame meanwhile. False if not asked.
+    fn fleet_lookup(&mut self, flow: FlowId, header: &TcpHeader, frame: &[u8], now: Instant) -> bool {
+        let listen = self.params.listen_port;
+        let is_backend = flow.local.port != listen && self.params.backends.contains(&flow.remote);
+        let Some(fl) = self.fleet.as_mut() else { return false };
+        if fl.fleet.is_draining() || header.flags.rst() || header.flags.syn() || (flow.local.port != listen && !is_backend) {
+            return false;
+        }
+        if fl.held.contains_key(&flow) {
+            // Asked already: hold this one too.
+            let q = fl.held.get_mut(&flow).expect("checked");
+            if q.len() >= FLEET_HELD_PER_FLOW || fl.held_total >= FLEET_HELD_TOTAL {
+                self.stats.handoff_frames_dropped += 1;
+            } else {
+                q.push(frame.to_vec());
+                fl.held_total += 1;
+            }
+            return true;
+        }
+        if let Some(t) = fl.negative.get(&flow) {
+            if now.saturating_since(*t) < fl.fleet.params.negative_ttl {
+                return false;
+            }
+            fl.negative.remove(&flow);
+        }
+        if now.saturating_since(fl.tokens_at) >= Duration::from_secs(1) {
+            fl.tokens_at = now;
+            fl.tokens = fl.fleet.params.lookups_per_s;
+        }
+        if fl.tokens == 0 || fl.held_total >= FLEET_HELD_TOTAL {
+            self.stats.fleet_lookups_limited += 1;
+            return false;
+        }
+        fl.tokens -= 1;
+        let id = flow_identity(&flow);
+        self.jobs.next_tag = self.jobs.next_tag.wrapping_add(1);
+        let tag = self.jobs.next_tag;
+        let (op, p) = if is_backend {
+            (Op::Take { kind: RecordKind::ConnAlias, id: id.to_vec() }, Pending::AliasTake { held: flow })
+        } else {
+            (Op::Take { kind: RecordKind::Conn, id: id.to_vec() }, Pending::ConnTake { id, held: flow })
+        };
+        if fl.fleet.submit(Request { tag, op, reply: Some(fl.reply_tx.clone()) }).is_err() {
+            self.stats.fleet_lookups_limited += 1;
+            return false;
+        }
+        fl.pending.insert(tag, p);
+        fl.held.insert(flow, vec![frame.to_vec()]);
+        fl.held_total += 1;
+        self.stats.fleet_lookups += 1;
+        true
     }
 }

@@ -5,6 +5,7 @@
 pub mod conn;
 pub mod core;
 pub mod dpdk_io;
+pub mod fleet;
 pub mod handoff;
 pub mod io;
 pub mod pipe;

@@ -95,20 +95,44 @@ impl TicketStore for WorkerTickets<'_> {
 /// has joined a fabric, none otherwise (then no tickets, no resumption).
 pub enum Tickets<'a> {
     Table(WorkerTickets<'a>),
+    /// Fleet mode: tickets live in the repository only.
+    Fleet(super::fleet::FleetTickets<'a>),
     Off(NoTickets),
 }
 
+/// What a worker in fleet mode lends its ticket store for one call.
+pub struct FleetLend<'a> {
+    pub fleet: &'a super::fleet::Fleet,
+    pub sealer: &'a mut Sealer,
+    pub fetched: &'a mut super::fleet::FetchedExpiry,
+}
+
 impl<'a> Tickets<'a> {
-    pub fn new(fabric: Option<&'a Fabric>, sealer: Option<&'a mut Sealer>, now: Instant) -> Self {
+    /// The fleet's store when the host is in a fleet, else the shared
+    /// table when the worker joined a fabric, else none.
+    pub fn new(fabric: Option<&'a Fabric>, sealer: Option<&'a mut Sealer>, now: Instant, fleet: Option<FleetLend<'a>>) -> Self {
+        if let Some(l) = fleet {
+            let wall = l.fleet.wall(now);
+            return Tickets::Fleet(super::fleet::FleetTickets { fleet: l.fleet, sealer: l.sealer, wall, fetched: l.fetched, put: 0, not_put: 0 });
+        }
         match (fabric, sealer) {
             (Some(f), Some(s)) => Tickets::Table(WorkerTickets::new(f, s, now)),
             _ => Tickets::Off(NoTickets),
         }
     }
 
+    /// Tickets sent to the repository and refused by its queue.
+    pub fn fleet_counts(&self) -> (u64, u64) {
+        match self {
+            Tickets::Fleet(f) => (f.put, f.not_put),
+            _ => (0, 0),
+        }
+    }
+
     fn store(&mut self) -> &mut dyn TicketStore {
         match self {
             Tickets::Table(t) => t,
+            Tickets::Fleet(f) => f,
             Tickets::Off(n) => n,
         }
     }
@@ -123,6 +147,9 @@ impl TicketStore for Tickets<'_> {
     }
     fn put_back(&mut self, ticket_id: &[u8], session: &[u8]) -> bool {
         self.store().put_back(ticket_id, session)
+    }
+    fn remote(&self) -> bool {
+        matches!(self, Tickets::Fleet(_))
     }
 }
 
