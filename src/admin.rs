@@ -6,6 +6,10 @@
 //! `POST /rotate-keys` rotates the sealing key now (the previous key stays
 //! readable). `POST /drain?worker=N` asks worker N to move every connection to the
 //! other workers (issue 3); `POST /undrain?worker=N` lets it take new ones.
+//! In a fleet, `POST /drain` (no worker) drains the whole host: every
+//! connection is exported into the repository for the host that gets its
+//! next frame, and none is taken from there (issue 4); `POST /undrain`
+//! ends it. `baton drain` sends these.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -13,7 +17,12 @@ use std::net::TcpListener;
 use crate::worker::runtime::Snapshots;
 
 /// Starts the admin thread on `addr` (validated as loopback by config).
-pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker::handoff::Fabric>) -> std::io::Result<()> {
+pub fn start(
+    addr: &str,
+    snaps: Snapshots,
+    fabric: std::sync::Arc<crate::worker::handoff::Fabric>,
+    fleet: Option<std::sync::Arc<crate::worker::fleet::Fleet>>,
+) -> std::io::Result<()> {
     let l = TcpListener::bind(addr)?;
     log::info!("admin endpoint on http://{}/metrics", l.local_addr()?);
     let started = std::time::Instant::now();
@@ -26,8 +35,11 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
             let mut line = String::new();
             let ok = BufReader::new(&s).read_line(&mut line).is_ok();
             let worker_arg = line.split_whitespace().nth(1).and_then(|p| p.split_once("worker=")).and_then(|(_, w)| w.parse::<usize>().ok());
+            let target = line.split_whitespace().nth(1).unwrap_or("");
             let (status, body) = if ok && line.starts_with("GET /metrics") {
-                ("200 OK", render(&snaps) + &render_tables(&fabric))
+                ("200 OK", render(&snaps) + &render_tables(&fabric) + &render_fleet(fleet.as_deref()))
+            } else if ok && (target == "/drain" || target == "/undrain") && line.starts_with("POST ") {
+                host_drain(fleet.as_deref(), target == "/drain")
             } else if ok && line.starts_with("POST /drain") {
                 match worker_arg {
                     Some(w) if fabric.request_drain(w) => {
@@ -57,7 +69,7 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
                     _ => ("400 Bad Request", "need ?worker=N\n".to_string()),
                 }
             } else {
-                ("404 Not Found", "try GET /metrics, POST /drain?worker=N, POST /undrain?worker=N, POST /rotate-keys\n".to_string())
+                ("404 Not Found", "try GET /metrics, POST /drain?worker=N, POST /undrain?worker=N, POST /drain, POST /undrain, POST /rotate-keys\n".to_string())
             };
             let _ = write!(
                 s,
@@ -67,6 +79,36 @@ pub fn start(addr: &str, snaps: Snapshots, fabric: std::sync::Arc<crate::worker:
         }
     })?;
     Ok(())
+}
+
+/// Drains the whole host into the fleet repository, or ends that.
+fn host_drain(fleet: Option<&crate::worker::fleet::Fleet>, on: bool) -> (&'static str, String) {
+    let Some(f) = fleet else {
+        return ("400 Bad Request", "no fleet: this host has no [repository]/[fleet] config; drain a worker with ?worker=N\n".into());
+    };
+    if on && !f.is_up() {
+        // Exports would time out and be dropped: refuse rather than lose
+        // every connection.
+        return ("503 Service Unavailable", "the repository is down: connections cannot be exported now\n".into());
+    }
+    f.set_draining(on);
+    if on {
+        log::info!("admin: draining this host into the fleet repository");
+        ("200 OK", "draining this host: every connection goes to the repository for the next host\n".into())
+    } else {
+        log::info!("admin: host drain ended");
+        ("200 OK", "host drain ended\n".into())
+    }
+}
+
+/// The host's fleet state.
+pub fn render_fleet(f: Option<&crate::worker::fleet::Fleet>) -> String {
+    let Some(f) = f else { return String::new() };
+    format!(
+        "# HELP baton_host_draining 1 while this host is drained into the fleet repository.\n# TYPE baton_host_draining gauge\nbaton_host_draining {}\n# HELP baton_repository_up 1 while the fleet repository answers.\n# TYPE baton_repository_up gauge\nbaton_repository_up {}\n",
+        f.is_draining() as u8,
+        f.is_up() as u8
+    )
 }
 
 /// Counters of the host's session tables, and the drain state.

@@ -36,6 +36,91 @@ pub struct Config {
     pub admin: AdminSection,
     #[serde(default)]
     pub session: SessionSection,
+    /// The fleet repository (Redis) this host shares with the others.
+    #[serde(default)]
+    pub repository: Option<crate::session::repository::RepositoryConfig>,
+    /// This host's place in the fleet; needs `[repository]`.
+    #[serde(default)]
+    pub fleet: Option<FleetSection>,
+}
+
+/// `[fleet]`: take-and-purge across hosts through the repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSection {
+    /// The fleet key: a file holding 64 hex digits (32 bytes), the same on
+    /// every host (`baton fleet-key > FILE` makes one). Records in the
+    /// repository are sealed under per-host subkeys of it.
+    pub key_file: PathBuf,
+    /// The key before the last rotation: records sealed under it stay
+    /// readable. To rotate: give every host the new key as `key_file` and
+    /// the old one here, one host after the other.
+    #[serde(default)]
+    pub previous_key_file: Option<PathBuf>,
+    /// This host's index among `hosts` that share backend source
+    /// addresses (a shared SNAT address): each takes its own part of the
+    /// source-port range, so a connection keeps its port when it moves.
+    #[serde(default)]
+    pub host_index: usize,
+    #[serde(default = "default_hosts")]
+    pub hosts: usize,
+    /// Seconds an exported connection waits in the repository to be
+    /// taken (short: it bounds what a Redis failover can bring back).
+    #[serde(default = "default_conn_ttl")]
+    pub conn_ttl_s: u64,
+    /// Most repository look-ups of unknown flows per second per worker.
+    #[serde(default = "default_lookups")]
+    pub lookups_per_s: u32,
+}
+
+fn default_hosts() -> usize {
+    1
+}
+fn default_conn_ttl() -> u64 {
+    10
+}
+fn default_lookups() -> u32 {
+    2000
+}
+
+impl FleetSection {
+    /// The current and previous fleet keys with their ids.
+    pub fn load_keys(&self) -> Result<Vec<(u32, zeroize::Zeroizing<[u8; 32]>)>, ConfigError> {
+        let mut out = vec![(read_key("fleet.key_file", &self.key_file)?)];
+        if let Some(p) = &self.previous_key_file {
+            out.push(read_key("fleet.previous_key_file", p)?);
+        }
+        if out.len() == 2 && out[0].0 == out[1].0 {
+            return Err(invalid("fleet.previous_key_file", "is the same key as fleet.key_file"));
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a 32-byte key written as 64 hex digits. Its id (shared by every
+/// host without coordination) comes from a hash of the key.
+fn read_key(key: &'static str, path: &Path) -> Result<(u32, zeroize::Zeroizing<[u8; 32]>), ConfigError> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| invalid(key, format!("{}: {e}", path.display())))?);
+    let hex = text.trim();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(key, format!("{}: must hold 64 hex digits (32 bytes); `baton fleet-key` makes one", path.display())));
+    }
+    let mut k = zeroize::Zeroizing::new([0u8; 32]);
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| invalid(key, "not hex"))?;
+    }
+    Ok((fleet_key_id(&k), k))
+}
+
+/// The id of a fleet key: the first four bytes of a labelled SHA-256 of
+/// it, never 0. Not secret (one-way), the same on every host.
+pub fn fleet_key_id(k: &[u8; 32]) -> u32 {
+    let mut c = ring::digest::Context::new(&ring::digest::SHA256);
+    c.update(b"baton fleet key id");
+    c.update(k);
+    let d = c.finish();
+    let id = u32::from_be_bytes([d.as_ref()[0], d.as_ref()[1], d.as_ref()[2], d.as_ref()[3]]);
+    id.max(1)
 }
 
 /// `[session]`: the host's session table, through which workers hand
@@ -463,6 +548,25 @@ impl Config {
         }
         if !(1..=1 << 20).contains(&self.session.table_slots) {
             return Err(invalid("session.table_slots", "must be 1..=1048576"));
+        }
+        if let Some(f) = &self.fleet {
+            if self.repository.is_none() {
+                return Err(invalid("fleet", "needs a [repository] section (the Redis the fleet shares)"));
+            }
+            if !(1..=64).contains(&f.hosts) {
+                return Err(invalid("fleet.hosts", "must be 1..=64"));
+            }
+            if f.host_index >= f.hosts {
+                return Err(invalid("fleet.host_index", format!("{} must be below fleet.hosts ({})", f.host_index, f.hosts)));
+            }
+            if !(1..=300).contains(&f.conn_ttl_s) {
+                return Err(invalid("fleet.conn_ttl_s", "must be 1..=300"));
+            }
+            if f.lookups_per_s == 0 {
+                return Err(invalid("fleet.lookups_per_s", "must be at least 1"));
+            }
+        } else if self.repository.is_some() {
+            return Err(invalid("repository", "needs a [fleet] section (the fleet key and this host's index)"));
         }
         if !(60..=30 * 86_400).contains(&self.session.key_rotation_s) {
             return Err(invalid("session.key_rotation_s", "must be 60..=2592000"));

@@ -54,6 +54,23 @@ enum Command {
         #[arg(long)]
         seconds: Option<u64>,
     },
+    /// Drain: move this host's connections away without a reset. With
+    /// `--worker N`, worker N's go to the other workers; without, every
+    /// connection of the host goes into the fleet repository for whichever
+    /// host gets its next packet (needs [repository] and [fleet]).
+    Drain {
+        /// The admin endpoint (`admin.listen` of the config).
+        #[arg(long, default_value = "127.0.0.1:9180")]
+        admin: String,
+        /// Drain one worker instead of the whole host.
+        #[arg(long)]
+        worker: Option<usize>,
+        /// End the drain instead.
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Print a fresh fleet key (64 hex digits) for `fleet.key_file`.
+    FleetKey,
     /// Run the small built-in HTTP backend (used by the demo and tests):
     /// GET / , GET /bytes/N , POST /sha256 , GET /close.
     Backend {
@@ -79,6 +96,14 @@ fn main() -> ExitCode {
             dir,
             duration: seconds.map(std::time::Duration::from_secs),
         }),
+        Command::Drain { admin, worker, undo } => drain(&admin, worker, undo),
+        Command::FleetKey => {
+            let mut k = zeroize::Zeroizing::new([0u8; 32]);
+            baton::entropy::Entropy::fill(&mut baton::entropy::OsEntropy::new(), &mut k[..]);
+            let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+            println!("{hex}");
+            Ok(())
+        }
         Command::Backend { listen } => baton::demo::backend::serve(&listen).map_err(|e| format!("backend on {listen}: {e}")),
     };
     match result {
@@ -87,6 +112,30 @@ fn main() -> ExitCode {
             eprintln!("baton: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Sends a drain command to the admin endpoint and prints its answer.
+fn drain(admin: &str, worker: Option<usize>, undo: bool) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let verb = if undo { "undrain" } else { "drain" };
+    let path = match worker {
+        Some(w) => format!("/{verb}?worker={w}"),
+        None => format!("/{verb}"),
+    };
+    let addr: std::net::SocketAddr = admin.parse().map_err(|e| format!("--admin {admin}: {e}"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).map_err(|e| format!("admin endpoint {admin}: {e}"))?;
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    write!(s, "POST {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").map_err(|e| format!("admin endpoint {admin}: {e}"))?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| format!("admin endpoint {admin}: {e}"))?;
+    let status = resp.lines().next().unwrap_or("").to_string();
+    let body = resp.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    print!("{body}");
+    if status.contains(" 200 ") {
+        Ok(())
+    } else {
+        Err(format!("{verb} refused: {status}"))
     }
 }
 

@@ -36,3 +36,10 @@ pub enum Outcome {
     Stored,
     NotStored(Vec<u8>),
 }
+
+/// PLACEHOLDER: replaced by the s2-repo branch.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    pub url: String,
+}

@@ -331,7 +331,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     let snapshots: Snapshots = Arc::new((0..n).map(|_| std::sync::Mutex::new(Default::default())).collect());
     if let Some(addr) = &cfg.admin.listen {
-        crate::admin::start(addr, snapshots.clone(), fabric.clone()).map_err(|e| format!("admin.listen: {addr}: {e}"))?;
+        crate::admin::start(addr, snapshots.clone(), fabric.clone(), None).map_err(|e| format!("admin.listen: {addr}: {e}"))?;
     }
     let lc = LoopConfig {
         idle_polls_before_sleep: cfg.workers.idle_polls_before_sleep,
