@@ -146,7 +146,11 @@ fn acl_that_refuses_sessions_gives_a_full_handshake() {
 fn drain_mid_transfer(seed: u64, backend_first: bool) {
     let (ca, cfg) = tls();
     let mut f = two_hosts(cfg, seed);
-    let ccfg = client_config(&ca, None, None, &[]);
+    let keys = Arc::new(Keys::default());
+    let mut c = (*client_config(&ca, None, None, &[])).clone();
+    c.key_log = keys.clone();
+    let ccfg = Arc::new(c);
+    let mut scanned = 0;
     let down = 1 << 20;
     let upload = pattern(64 * 1024);
     let mut client = ClientApp::new(&mut f.sim.client, ccfg.clone(), "baton.test", upload.clone(), 42300);
@@ -174,11 +178,26 @@ fn drain_mid_transfer(seed: u64, backend_first: bool) {
                 route_b_client = true;
             }
         }
+        if f.repo.count(RecordKind::Conn) == 1 {
+            // The connection is in the repository only: nothing there may
+            // hold its secrets, nor the keys and IVs derived from them.
+            let secrets = keys.all();
+            assert!(secrets.len() >= 4, "key log: {} secrets", secrets.len());
+            for v in f.repo.values() {
+                for sec in &secrets {
+                    for needle in derived(sec) {
+                        assert!(!contains(&v, &needle), "a secret or derived key is in the repository in clear");
+                    }
+                }
+            }
+            scanned += 1;
+        }
         if client.done() && backend.closed && f.sim.conns() == 0 {
             break;
         }
         f.sim.now_ms += 1;
     }
+    assert!(scanned > 0, "the record was never seen in the repository");
     assert!(client.got_close, "download did not finish: {} of {down}", client.downloaded.len());
     assert_eq!(sha256_hex(&backend.received), sha256_hex(&upload), "upload bytes differ");
     assert_eq!(sha256_hex(&client.downloaded), sha256_hex(&pattern(down)), "download bytes differ");
@@ -206,4 +225,51 @@ fn draining_host_a_mid_transfer_moves_the_connection_to_host_b() {
 #[test]
 fn backend_frames_reaching_host_b_first_find_the_connection_by_its_alias() {
     drain_mid_transfer(305, true);
+}
+
+/// The client's TLS secrets (SSLKEYLOGFILE lines), as rustls logs them.
+#[derive(Default, Debug)]
+struct Keys(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl rustls::KeyLog for Keys {
+    fn log(&self, _label: &str, _client_random: &[u8], secret: &[u8]) {
+        self.0.lock().unwrap().push(secret.to_vec());
+    }
+}
+
+impl Keys {
+    fn all(&self) -> Vec<Vec<u8>> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.len() >= 12 && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A secret and what RFC 8446 §7.3 derives from it: the AES-128-GCM
+/// key, the IV, and the next traffic secret (§7.2), by HKDF-Expand-Label
+/// with SHA-256 (the suite the simulations negotiate).
+fn derived(secret: &[u8]) -> Vec<Vec<u8>> {
+    struct Len(usize);
+    impl ring::hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+    let prk = ring::hkdf::Prk::new_less_safe(ring::hkdf::HKDF_SHA256, secret);
+    let mut out = vec![secret.to_vec()];
+    for (label, n) in [(&b"key"[..], 16usize), (b"iv", 12), (b"traffic upd", 32)] {
+        let mut full = b"tls13 ".to_vec();
+        full.extend_from_slice(label);
+        let info_len = (n as u16).to_be_bytes();
+        let lab_len = [full.len() as u8];
+        let ctx_len = [0u8];
+        let info: [&[u8]; 4] = [&info_len, &lab_len, &full, &ctx_len];
+        let okm = prk.expand(&info, Len(n)).unwrap();
+        let mut b = vec![0u8; n];
+        okm.fill(&mut b).unwrap();
+        out.push(b);
+    }
+    out
 }
