@@ -37,7 +37,7 @@ ip netns exec "$NS" timeout 50 tcpdump -i btap0 -s 0 -U -w "$OUT/demo.pcap" 'tcp
 TP=$!
 sleep 1
 curl_() { in_ns curl -sS -o /dev/null --cacert "$DIR/ca.pem" "$@"; }
-req() { printf 'GET %s HTTP/1.1\r\nHost: baton.test\r\n%s\r\n' "$1" "${2:-}"; }
+req() { printf "GET %s HTTP/1.1\r\nHost: baton.test\r\n${2:-}\r\n" "$1"; }
 sclient() { in_ns openssl s_client -quiet -connect $VIP:443 -tls1_3 -CAfile "$DIR/ca.pem" -servername baton.test -no_ign_eof "$@" 2>/dev/null >/dev/null; }
 # 1. full handshakes, one request each, assorted sizes
 for p in / /bytes/1000 /bytes/20000 /bytes/50000; do curl_ "https://$VIP$p"; sleep 0.05; done

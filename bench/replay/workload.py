@@ -91,6 +91,7 @@ class Flow:
         self.data = {0: {}, 1: {}}  # direction -> {rel offset: (t, bytes)}
         self.fin_t = {}
         self.first_payload = None
+        self.second_payload_t = None  # the client's second flight (Finished)
 
 
 def main():
@@ -124,15 +125,20 @@ def main():
             f.data[d].setdefault(rel, (t, payload))  # first copy wins (retransmissions)
             if d == 0 and f.first_payload is None:
                 f.first_payload = payload
+            elif d == 0 and f.second_payload_t is None and rel > 0:
+                f.second_payload_t = t
         if fin and d not in f.fin_t:
             f.fin_t[d] = t
-    client = sorted((f for k, f in flows.items() if k[3] == 443), key=lambda f: f.syn_t)
+    # baton connects to the backend once the client's handshake is done, so
+    # the legs are paired in the order of the client's Finished.
+    client = sorted((f for k, f in flows.items() if k[3] == 443), key=lambda f: f.second_payload_t or f.syn_t)
     backend = sorted((f for k, f in flows.items() if k[3] == 8080), key=lambda f: f.syn_t)
     if not client or len(client) != len(backend):
         raise SystemExit(f"{len(client)} client legs but {len(backend)} backend legs")
-    t0 = client[0].syn_t
+    t0 = min(c.syn_t for c in client)
     conns = []
     for c, b in zip(client, backend):
+        up = sum(len(pl) for _, pl in c.data[0].values()) - len(c.first_payload or b"")
         # Segments of both directions in time order, contiguous bytes only.
         segs = []
         for d in (0, 1):
@@ -158,6 +164,8 @@ def main():
             exchanges[-1][key] += pl
             if d == 1:
                 last_resp_t = t
+        if up < sum(len(e["request"]) for e in exchanges):
+            sys.stderr.write(f"workload: warning: client leg at {c.syn_t - t0} us sent less than its paired backend leg\n")
         backend_closes = b.fin_t.get(1, 1 << 62) < b.fin_t.get(0, 1 << 62)
         close_think = 0
         if not backend_closes and 0 in c.fin_t and last_resp_t is not None:
@@ -187,6 +195,7 @@ def main():
         "peak_concurrency": peak,
         "connections": conns,
     }
+    conns.sort(key=lambda c: c["start_us"])
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")
     full = sum(1 for c in conns if not c["resumed"])
