@@ -798,7 +798,7 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
             next_conn += 1;
         }
         // enough listening sockets for every connection baton may open
-        let want_listen = conc + 8;
+        let want_listen = if idle > 0 { idle } else { conc } + 8;
         listeners.retain(|&h| {
             let st = backend.tcp(h).state();
             if st == tcp::State::Listen {
