@@ -145,10 +145,14 @@ pub struct SessionSection {
     #[serde(default = "default_key_rotation")]
     pub key_rotation_s: u64,
     /// Park a handshake in the table after each flight of ours once it is
-    /// acknowledged, so whichever worker gets the next flight continues it.
-    /// Off by default until it is proven over net_tap (see README).
-    #[serde(default)]
+    /// acknowledged, so whichever worker gets the next flight continues it
+    /// (a move: no worker keeps the handshake secrets meanwhile).
+    #[serde(default = "default_true")]
     pub checkpoint_handshakes: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_key_rotation() -> u64 {
@@ -168,7 +172,7 @@ fn default_max_record_kib() -> usize {
 
 impl Default for SessionSection {
     fn default() -> Self {
-        SessionSection { table_slots: default_table_slots(), max_record_kib: default_max_record_kib(), ticket_slots: default_ticket_slots(), key_rotation_s: default_key_rotation(), checkpoint_handshakes: false }
+        SessionSection { table_slots: default_table_slots(), max_record_kib: default_max_record_kib(), ticket_slots: default_ticket_slots(), key_rotation_s: default_key_rotation(), checkpoint_handshakes: true }
     }
 }
 
