@@ -28,6 +28,9 @@ use crate::slowpath::{Done, SlowPathHandle, Task};
 use crate::tls::{CryptoJob, JobResult};
 use super::stats::WorkerStats;
 
+#[path = "core/rehome.rs"]
+mod rehome;
+
 /// Everything a worker needs to start.
 #[derive(Clone)]
 pub struct WorkerParams {
@@ -106,6 +109,8 @@ pub struct Worker {
     parked: Vec<(Instant, FlowId)>,
     /// Park mid-handshake connections between flights.
     checkpoint_handshakes: bool,
+    /// The RSS redirection table in force, if the NIC steers by one (rehome.rs).
+    reta: Option<Arc<crate::net::rss::Reta>>,
 }
 
 /// Most frames held while waiting for a yield, per flow and in all.
@@ -200,6 +205,7 @@ impl Worker {
             cookie_threshold: (max_conns / 4 * 3).max(1),
             parked: Vec::new(),
             checkpoint_handshakes: false,
+            reta: None,
         }
     }
 
@@ -411,7 +417,7 @@ impl Worker {
         // once (on net_tap the NIC follows the new owner's transmissions a
         // moment later; a frame or two still arrive at the old queue).
         let settling = now.saturating_since(owner.since) < self.move_settle;
-        if f.is_draining(self.id) || hops > 0 || f.is_draining(to) || settling {
+        if f.is_draining(self.id) || hops > 0 || f.is_draining(to) || settling || self.reta_keeps(&owner) {
             if hops >= MAX_HOPS || !f.send(to, Msg::Frame { bytes: frame.to_vec(), hops: hops + 1 }) {
                 self.stats.handoff_frames_dropped += 1;
             } else {
@@ -586,6 +592,7 @@ impl Worker {
             let id = SealerId { host: f.host, boot: f.boot, worker: self.id as u32 };
             self.sealer = Some(Sealer::new(&f.keys(), id));
         }
+        self.poll_reta(&f, now);
         for _ in 0..256 {
             let Some(m) = f.recv(self.id) else { break };
             match m {
