@@ -79,6 +79,16 @@ impl Worker {
         self.reta.as_deref()
     }
 
+    /// (client flow, backend flow) of every connection held that has a
+    /// backend flow (tests and diagnostics).
+    pub fn backend_flows(&self) -> Vec<(crate::net::FlowId, crate::net::FlowId)> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.conn.as_ref())
+            .filter_map(|c| c.backend_flow().map(|b| (c.client_flow(), b)))
+            .collect()
+    }
+
     /// Backend source ports chosen RSS-aware that did not map to this
     /// worker's queue (none that did was free).
     pub fn rss_port_fallbacks(&self) -> u64 {
