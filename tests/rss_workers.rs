@@ -224,7 +224,7 @@ fn a_reta_change_mid_transfer_moves_the_connections_it_names_and_loses_no_byte()
 #[test]
 fn two_reta_changes_with_four_workers() {
     let n = 4;
-    let mut r = Run::new(n, 8, 256 * 1024, 32);
+    let mut r = Run::new(n, 8, 1024 * 1024, 32);
     let a = Reta::round_robin(&DEFAULT_KEY, 128, n as u16).unwrap();
     r.sim.fabric.set_reta(a.clone());
     for i in 0..8 {
@@ -241,17 +241,21 @@ fn two_reta_changes_with_four_workers() {
     r.run_until(until, &mut steer, &mut |r| r.steps >= until);
     assert_eq!(r.exported() - e0, 8, "every connection moved");
     let mut steer = MultiSim::rss_steer(&b);
-    let until = r.steps + 100;
+    let until = r.steps + 40;
     r.run_until(until, &mut steer, &mut |r| r.steps >= until);
     r.assert_placed_by(&b, false);
     // C: the first half of the table to queue 0, the rest as in A; the NIC
     // and the workers switch in the same step.
     let c = a.with_table(a.table().iter().enumerate().map(|(i, q)| if i < 64 { 0 } else { *q }).collect()).unwrap();
+    let moving = r.holders().keys().filter(|f| b.queue_for(f) != c.queue_for(f)).count();
+    assert!(moving > 0);
+    let e1 = r.exported();
     r.sim.fabric.set_reta(c.clone());
     let mut steer = MultiSim::rss_steer(&c);
-    let until = r.steps + 100;
+    let until = r.steps + 40;
     r.run_until(until, &mut steer, &mut |r| r.steps >= until);
     r.assert_placed_by(&c, false);
+    assert_eq!(r.exported() - e1, moving as u64, "each named connection moved once");
     assert!(r.clients.iter().any(|cl| cl.downloaded.len() < r.down), "transfers ended before the second change");
     r.run_until(400_000, &mut steer, &mut |r| r.finished());
     r.check_bytes();
