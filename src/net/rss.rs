@@ -35,20 +35,18 @@ const V4_TCP_INPUT: usize = 12;
 /// as zeros, and input bytes with no key left at all are ignored.
 pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
     let mut result = 0u32;
-    // The 32-bit key window at the current bit, and the next key byte to
-    // shift in from the right as the window slides.
+    // The 32-bit key window at the current input bit.
     let mut window = match key.get(0..4) {
         Some(w) => u32::from_be_bytes([w[0], w[1], w[2], w[3]]),
         None => return 0,
     };
-    let mut next = 4usize;
     for (i, &byte) in input.iter().enumerate() {
-        let incoming = key.get(next).copied();
+        // Key byte i + 4 slides in while the bits of input byte i go by.
+        let incoming = key.get(i + 4).copied();
         if incoming.is_none() && i + 4 > key.len() {
             break;
         }
         let incoming = incoming.unwrap_or(0);
-        next += 1;
         for b in 0..8 {
             if byte & (0x80 >> b) != 0 {
                 result ^= window;
@@ -167,7 +165,8 @@ mod tests {
     /// hash). Source: "Verifying the RSS Hash Calculation",
     /// MicrosoftDocs/windows-driver-docs,
     /// windows-driver-docs-pr/network/verifying-the-rss-hash-calculation.md.
-    const MS_V4: [([u8; 4], u16, [u8; 4], u16, u32, u32); 5] = [
+    type Row = ([u8; 4], u16, [u8; 4], u16, u32, u32);
+    const MS_V4: [Row; 5] = [
         ([161, 142, 100, 80], 1766, [66, 9, 149, 187], 2794, 0x323e8fc2, 0x51ccc178),
         ([65, 69, 140, 83], 4739, [199, 92, 111, 2], 14230, 0xd718262a, 0xc626b0ea),
         ([12, 22, 207, 184], 38024, [24, 19, 198, 95], 12898, 0xd2d0a5de, 0x5c2b394a),
