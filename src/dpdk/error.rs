@@ -31,6 +31,15 @@ pub enum DpdkError {
     /// The resource is busy (e.g. a queue handle is held by a worker).
     #[error("busy: {0}")]
     Busy(String),
+    /// The PMD does not support this operation (`-ENOTSUP` / `-EOPNOTSUPP`),
+    /// e.g. RSS redirection-table updates on `net_tap` or `net_ring`.
+    #[error("{op}: the PMD ({driver}) does not support this")]
+    NotSupported {
+        /// The DPDK function that was refused.
+        op: &'static str,
+        /// The port's driver name.
+        driver: String,
+    },
 }
 
 impl DpdkError {
@@ -54,6 +63,7 @@ impl DpdkError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             DpdkError::Call { code, .. } => Some(*code),
+            DpdkError::NotSupported { .. } => Some(libc::ENOTSUP),
             _ => None,
         }
     }

@@ -71,6 +71,18 @@
 //!   queue, see DESIGN.md). With `--no-shconf` it also logs
 //!   "Failed to send start req to secondary", which is harmless.
 //! - The DPDK-side MAC of a `net_tap` port equals the kernel interface's.
+//! - RSS redirection table and key ([`Port::rss_reta_query`],
+//!   [`Port::rss_reta_update`], [`Port::rss_hash_key`]; probed with
+//!   `src/bin/dpdk-rss-probe.rs`, 2 RX queues, RSS on): `net_tap` reports
+//!   `reta_size` 0 (the RETA calls return `NotSupported` without calling
+//!   DPDK) and its `rte_eth_dev_rss_hash_conf_get` returns `-ENOTSUP`;
+//!   `net_ring` reports no RSS at all (`reta_size` 0, key query
+//!   `-ENOTSUP`). `net_null` *does* emulate them: 128 entries (all queue 0
+//!   after configure), an update reads back as written, and its key is the
+//!   40-byte Microsoft verification key (`crate::net::rss::DEFAULT_KEY`) —
+//!   but it never receives real traffic, so it only exercises the calls.
+//!   So no virtual PMD here steers by Toeplitz; the in-memory backend
+//!   (tests/common/multi.rs, `rss_steer`) models it.
 //! - `net_pcap` and `net_null` do not advertise multi-segment TX, yet both
 //!   take chains (pcap linearises them into the file; null frees them).
 //!   `net_pcap` RX delivers frames larger than one mbuf as chains.

@@ -495,6 +495,102 @@ impl Port {
     }
 }
 
+/// Entries per `rte_eth_rss_reta_entry64` group (`RTE_ETH_RETA_GROUP_SIZE`).
+const RETA_GROUP: usize = 64;
+
+/// Maps an RSS control call's return code, turning `-ENOTSUP` (and
+/// `-EOPNOTSUPP`) into [`DpdkError::NotSupported`].
+fn check_rss(op: &'static str, driver: &str, rc: i32) -> Result<(), DpdkError> {
+    if rc == -libc::ENOTSUP || rc == -libc::EOPNOTSUPP {
+        return Err(DpdkError::NotSupported { op, driver: driver.to_string() });
+    }
+    check(op, rc).map(|_| ())
+}
+
+impl Port {
+    /// RETA entries the device has (`dev_info.reta_size`); 0 when it has none.
+    pub fn reta_size(&self) -> Result<u16, DpdkError> {
+        Ok(dev_info(self.inner.id)?.reta_size)
+    }
+
+    /// The RSS redirection table: one RX queue id per entry, `reta_size`
+    /// entries. `NotSupported` when the PMD has no RETA to report.
+    pub fn rss_reta_query(&self) -> Result<Vec<u16>, DpdkError> {
+        let size = self.reta_size()? as usize;
+        if size == 0 {
+            return Err(DpdkError::NotSupported { op: "rte_eth_dev_rss_reta_query", driver: self.inner.info.driver.clone() });
+        }
+        let groups = size.div_ceil(RETA_GROUP);
+        let mut conf = vec![ffi::rte_eth_rss_reta_entry64::default(); groups];
+        for (i, g) in conf.iter_mut().enumerate() {
+            let n = (size - i * RETA_GROUP).min(RETA_GROUP);
+            g.mask = if n == RETA_GROUP { u64::MAX } else { (1u64 << n) - 1 };
+        }
+        // SAFETY: conf holds ceil(size / 64) groups, which is what DPDK
+        // reads and writes for reta_size = size; the masks select only
+        // entries below size.
+        let rc = unsafe { ffi::rte_eth_dev_rss_reta_query(self.inner.id.0, conf.as_mut_ptr(), size as u16) };
+        check_rss("rte_eth_dev_rss_reta_query", &self.inner.info.driver, rc)?;
+        Ok((0..size).map(|i| conf[i / RETA_GROUP].reta[i % RETA_GROUP]).collect())
+    }
+
+    /// Replaces the RSS redirection table. `reta` must have exactly
+    /// `reta_size` entries, each a configured RX queue. `NotSupported` when
+    /// the PMD cannot update its RETA (net_tap, net_ring, net_null here).
+    ///
+    /// Order with the workers (issue 3 §4): tell the workers first
+    /// ([`crate::worker::handoff::Fabric::set_reta`]) so each moves the
+    /// connections the new table gives to another queue, then apply it
+    /// here. Frames that still arrive at the old queue in between are
+    /// forwarded by the owner directory (DESIGN.md, "Data flow").
+    pub fn rss_reta_update(&mut self, reta: &[u16]) -> Result<(), DpdkError> {
+        let size = self.reta_size()? as usize;
+        if size == 0 {
+            return Err(DpdkError::NotSupported { op: "rte_eth_dev_rss_reta_update", driver: self.inner.info.driver.clone() });
+        }
+        if reta.len() != size {
+            return Err(DpdkError::Invalid(format!("the RETA of port {} has {size} entries, got {}", self.inner.id.0, reta.len())));
+        }
+        if let Some(q) = reta.iter().find(|&&q| q >= self.inner.nb_rx) {
+            return Err(DpdkError::Invalid(format!("RETA names RX queue {q}, port {} has {}", self.inner.id.0, self.inner.nb_rx)));
+        }
+        let groups = size.div_ceil(RETA_GROUP);
+        let mut conf = vec![ffi::rte_eth_rss_reta_entry64::default(); groups];
+        for (i, &q) in reta.iter().enumerate() {
+            let g = &mut conf[i / RETA_GROUP];
+            g.mask |= 1u64 << (i % RETA_GROUP);
+            g.reta[i % RETA_GROUP] = q;
+        }
+        // SAFETY: as in rss_reta_query; &mut self keeps other control
+        // calls on this port out (bursts on queues may run concurrently,
+        // which DPDK allows for RETA updates).
+        let rc = unsafe { ffi::rte_eth_dev_rss_reta_update(self.inner.id.0, conf.as_mut_ptr(), size as u16) };
+        check_rss("rte_eth_dev_rss_reta_update", &self.inner.info.driver, rc)
+    }
+
+    /// The RSS hash key in use (`rte_eth_dev_rss_hash_conf_get`).
+    /// `NotSupported` when the PMD does not report one.
+    pub fn rss_hash_key(&self) -> Result<Vec<u8>, DpdkError> {
+        let di = dev_info(self.inner.id)?;
+        // 40 bytes when the device does not say (the common key size).
+        let len = if di.hash_key_size == 0 { 40 } else { di.hash_key_size as usize };
+        let mut key = vec![0u8; len];
+        let mut rc = ffi::rte_eth_rss_conf { rss_key: key.as_mut_ptr(), rss_key_len: len as u8, rss_hf: 0 };
+        // SAFETY: rss_key points to len writable bytes and rss_key_len says
+        // so; DPDK writes at most that many.
+        let r = unsafe { ffi::rte_eth_dev_rss_hash_conf_get(self.inner.id.0, &mut rc) };
+        check_rss("rte_eth_dev_rss_hash_conf_get", &self.inner.info.driver, r)?;
+        if rc.rss_key.is_null() {
+            return Err(DpdkError::NotSupported { op: "rte_eth_dev_rss_hash_conf_get", driver: self.inner.info.driver.clone() });
+        }
+        let got = rc.rss_key_len as usize;
+        if got > 0 && got < len {
+            key.truncate(got);
+        }
+        Ok(key)
+    }
+}
+
 fn port_name_raw(port: PortId) -> Option<String> {
     let mut buf = [0 as c_char; ffi::RTE_ETH_NAME_MAX_LEN as usize];
     // SAFETY: buf has RTE_ETH_NAME_MAX_LEN bytes, the most DPDK writes.

@@ -2,6 +2,7 @@
 //! Nothing here reads a clock, touches a socket or knows about DPDK.
 
 pub mod arp;
+pub mod rss;
 pub mod segment;
 pub mod stack;
 pub mod tcp;

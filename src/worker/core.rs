@@ -30,6 +30,9 @@ use crate::slowpath::{Done, SlowPathHandle, Task};
 use crate::tls::{CryptoJob, JobResult};
 use super::stats::WorkerStats;
 
+#[path = "core/rehome.rs"]
+mod rehome;
+
 /// Everything a worker needs to start.
 #[derive(Clone)]
 pub struct WorkerParams {
@@ -108,6 +111,8 @@ pub struct Worker {
     parked: Vec<(Instant, FlowId)>,
     /// Park mid-handshake connections between flights.
     checkpoint_handshakes: bool,
+    /// The RSS redirection table in force, if the NIC steers by one (rehome.rs).
+    reta: Option<Arc<crate::net::rss::Reta>>,
     /// This host's place in the fleet's partition of backend source
     /// ports (index, hosts).
     host_slice: (usize, usize),
@@ -262,6 +267,7 @@ impl Worker {
             cookie_threshold: (max_conns / 4 * 3).max(1),
             parked: Vec::new(),
             checkpoint_handshakes: false,
+            reta: None,
             host_slice: (0, 1),
             fleet: None,
         }
@@ -550,7 +556,7 @@ impl Worker {
         // once (on net_tap the NIC follows the new owner's transmissions a
         // moment later; a frame or two still arrive at the old queue).
         let settling = now.saturating_since(owner.since) < self.move_settle;
-        if f.is_draining(self.id) || hops > 0 || f.is_draining(to) || settling {
+        if f.is_draining(self.id) || hops > 0 || f.is_draining(to) || settling || self.reta_keeps(&owner) {
             if hops >= MAX_HOPS || !f.send(to, Msg::Frame { bytes: frame.to_vec(), hops: hops + 1 }) {
                 self.stats.handoff_frames_dropped += 1;
             } else {
@@ -725,6 +731,7 @@ impl Worker {
             let id = SealerId { host: f.host, boot: f.boot, worker: self.id as u32 };
             self.sealer = Some(Sealer::new(&f.keys(), id));
         }
+        self.poll_reta(&f, now);
         for _ in 0..256 {
             let Some(m) = f.recv(self.id) else { break };
             match m {

@@ -10,12 +10,13 @@
 //! the table if the record is there; held while the owner is asked over its
 //! ring to yield; forwarded to the owner when this worker is draining.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use hashbrown::HashMap;
 
+use crate::net::rss::Reta;
 use crate::net::FlowId;
 use crate::session::seal::KeyRing;
 use crate::session::table::{Arena, SessionTable};
@@ -179,6 +180,14 @@ pub struct Fabric {
     /// Host id and boot id for sealer ids (unique per process start).
     pub host: u32,
     pub boot: u64,
+    /// The RSS redirection table (with its key) the NIC steers by, where
+    /// the PMD hashes with Toeplitz; `None` otherwise (net_tap). Read only
+    /// when `reta_gen` moves (issue 3 §4: a RETA change is a trigger).
+    reta: RwLock<Option<Arc<Reta>>>,
+    /// Bumped by every [`Fabric::set_reta`]; read lock-free on each poll.
+    reta_gen: AtomicU64,
+    /// The generation each worker has acted on (moved its connections).
+    reta_seen: Vec<AtomicU64>,
 }
 
 impl Fabric {
@@ -204,7 +213,53 @@ impl Fabric {
             drain: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             host,
             boot,
+            reta: RwLock::new(None),
+            reta_gen: AtomicU64::new(0),
+            reta_seen: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Publishes a new RSS redirection table: on their next poll the
+    /// workers hand over every connection whose client flow the table now
+    /// gives to another worker's queue, and choose backend source ports
+    /// for it. Returns the new generation (see [`Fabric::reta_acked`]).
+    /// The runtime applies the table to the NIC only after that (move
+    /// first, then the NIC steers; frames that reach the old queue in
+    /// between are forwarded to the new owner through the directory).
+    pub fn set_reta(&self, reta: Reta) -> u64 {
+        let mut g = self.reta.write().unwrap_or_else(|e| e.into_inner());
+        *g = Some(Arc::new(reta));
+        // Under the write lock: a reader that sees the new generation
+        // then reads this table (or a newer one).
+        self.reta_gen.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The current RETA generation (0: none was ever set).
+    pub fn reta_generation(&self) -> u64 {
+        self.reta_gen.load(Ordering::Acquire)
+    }
+
+    /// The current RSS redirection table, if the NIC steers by one.
+    pub fn reta(&self) -> Option<Arc<Reta>> {
+        self.reta.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The RETA generation `worker` has acted on.
+    pub fn reta_seen(&self, worker: usize) -> u64 {
+        self.reta_seen.get(worker).map(|s| s.load(Ordering::Acquire)).unwrap_or(0)
+    }
+
+    /// Records that `worker` has acted on generation `gen`.
+    pub fn ack_reta(&self, worker: usize, gen: u64) {
+        if let Some(s) = self.reta_seen.get(worker) {
+            s.fetch_max(gen, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether every worker has acted on generation `gen` (the moment to
+    /// apply the table to the NIC).
+    pub fn reta_acked(&self, gen: u64) -> bool {
+        self.reta_seen.iter().all(|s| s.load(Ordering::Acquire) >= gen)
     }
 
     /// The key ring, for sealing and opening.
@@ -312,5 +367,30 @@ mod tests {
         assert!(f.request_drain(1));
         assert!(!fabric(1).request_drain(0));
         assert!(!f.request_drain(7));
+    }
+
+    #[test]
+    fn a_new_reta_bumps_the_generation_and_is_acked_per_worker() {
+        use crate::net::rss::DEFAULT_KEY;
+        let f = fabric(2);
+        assert_eq!(f.reta_generation(), 0);
+        assert!(f.reta().is_none());
+        assert!(f.reta_acked(0));
+        let r = Reta::round_robin(&DEFAULT_KEY, 8, 2).unwrap();
+        let g = f.set_reta(r.clone());
+        assert_eq!(g, 1);
+        assert_eq!(f.reta_generation(), 1);
+        assert_eq!(f.reta().as_deref(), Some(&r));
+        assert!(!f.reta_acked(1));
+        f.ack_reta(0, 1);
+        assert!(!f.reta_acked(1), "worker 1 has not moved its connections yet");
+        f.ack_reta(1, 1);
+        assert!(f.reta_acked(1));
+        let g2 = f.set_reta(r.with_table(vec![1; 8]).unwrap());
+        assert_eq!(g2, 2);
+        f.ack_reta(1, 1); // a late ack never goes backwards
+        assert_eq!(f.reta_seen(1), 1);
+        assert!(!f.reta_acked(2));
+        assert_eq!(f.reta().unwrap().table(), &[1; 8]);
     }
 }

@@ -307,6 +307,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         None
     };
     let fabric = make_fabric(&cfg, &eal)?;
+    if n > 1 {
+        publish_port_reta(&port, &fabric);
+    }
     let clock = Arc::new(MonotonicClock::new());
     {
         // Key rotation on a timer (DESIGN.md, "Sealing").
@@ -436,6 +439,53 @@ pub fn run(cfg: Config) -> Result<(), String> {
     drop(eal);
     log::info!("baton stopped");
     Ok(())
+}
+
+/// Where the PMD reports an RSS redirection table and key, the workers
+/// model the NIC's steering with them (RSS-aware backend source ports,
+/// issue 3 §2). DPDK 22.11 cannot say which hash function the device uses;
+/// this assumes Toeplitz, the default of the NICs that report a RETA. If
+/// it is not, nothing breaks: backend replies reach another worker and are
+/// forwarded over the ring, as on net_tap. net_tap and net_ring report no
+/// RETA: ports then come from the per-worker slices.
+fn publish_port_reta(port: &crate::dpdk::Port, fabric: &super::handoff::Fabric) {
+    let reta = port.rss_reta_query().and_then(|t| port.rss_hash_key().map(|k| (k, t)));
+    match reta {
+        Ok((key, table)) => match crate::net::rss::Reta::new(&key, table) {
+            Ok(r) => {
+                log::info!("rss: {} RETA entries, {}-byte key: backend source ports chosen so replies reach their owner", r.len(), key.len());
+                fabric.set_reta(r);
+            }
+            Err(e) => log::info!("rss: unusable RETA or key ({e}); backend source ports from per-worker slices"),
+        },
+        Err(e) => log::info!("rss: {e}; backend source ports from per-worker slices, replies forwarded between workers"),
+    }
+}
+
+/// Changes the port's RETA (the admin trigger of issue 3 §4). Order: the
+/// workers are told first and move the connections the new table gives to
+/// other queues (waiting up to `wait` for every worker to act), then the
+/// NIC steers by it. Frames that reach a queue in between are forwarded to
+/// the new owner through the owner directory; moving after the NIC would
+/// instead make every new owner ask for its connections one frame at a
+/// time. `NotSupported` from the PMD leaves the workers on the new table
+/// with the NIC on the old one, so the caller should check support first
+/// ([`crate::dpdk::Port::reta_size`]).
+pub fn apply_reta(port: &mut crate::dpdk::Port, fabric: &super::handoff::Fabric, reta: crate::net::rss::Reta, wait: std::time::Duration) -> Result<(), String> {
+    let size = port.reta_size().map_err(|e| e.to_string())? as usize;
+    if size != reta.len() {
+        return Err(format!("the port's RETA has {size} entries, the new one {}", reta.len()));
+    }
+    let table = reta.table().to_vec();
+    let gen = fabric.set_reta(reta);
+    let start = std::time::Instant::now();
+    while !fabric.reta_acked(gen) && start.elapsed() < wait {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    if !fabric.reta_acked(gen) {
+        log::warn!("rss: not every worker acted on RETA generation {gen} within {wait:?}; applying it anyway");
+    }
+    port.rss_reta_update(&table).map_err(|e| e.to_string())
 }
 
 /// The host's handoff fabric: session table (heap memory for now),

@@ -1,10 +1,14 @@
 //! Several `Worker`s on one simulated segment, with an RSS model the test
-//! controls: every frame for baton goes to the worker `steer` picks.
+//! controls: every frame for baton goes to the worker `steer` picks —
+//! chosen by the test, or by the NIC's Toeplitz hash and a RETA
+//! ([`MultiSim::rss_steer`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use baton::entropy::SeededEntropy;
+use baton::net::rss::Reta;
+use baton::net::{Endpoint, FlowId, IpAddress};
 use baton::net::arp::ArpCache;
 use baton::session::seal::KeyRing;
 use baton::session::table::{HeapArena, SessionTable, TableConfig};
@@ -128,6 +132,26 @@ impl MultiSim {
     pub fn conns(&self) -> usize {
         self.workers.iter().map(|w| w.conn_count()).sum()
     }
+
+    /// A steer that models a NIC hashing with Toeplitz: a TCP/IPv4 frame
+    /// goes to the worker of queue `reta[hash mod len]` (worker k serves
+    /// queue k), anything else to worker 0.
+    pub fn rss_steer(reta: &Reta) -> impl FnMut(u64, &[u8]) -> usize {
+        let reta = reta.clone();
+        move |_, f| rx_flow(f).map(|flow| reta.queue_for(&flow) as usize).unwrap_or(0)
+    }
+}
+
+/// The flow of a TCP/IPv4 frame as baton sees it on receipt (local = the
+/// destination).
+pub fn rx_flow(f: &[u8]) -> Option<FlowId> {
+    let (sp, dp) = tcp_ports(f)?;
+    let src = f.get(26..30)?;
+    let dst = f.get(30..34)?;
+    Some(FlowId {
+        local: Endpoint::new(IpAddress::v4(dst[0], dst[1], dst[2], dst[3]), dp),
+        remote: Endpoint::new(IpAddress::v4(src[0], src[1], src[2], src[3]), sp),
+    })
 }
 
 /// The (src port, dst port) of a TCP frame, if it is one.
