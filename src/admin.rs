@@ -9,7 +9,10 @@
 //! In a fleet, `POST /drain` (no worker) drains the whole host: every
 //! connection is exported into the repository for the host that gets its
 //! next frame, and none is taken from there (issue 4); `POST /undrain`
-//! ends it. `baton drain` sends these.
+//! ends it. `baton drain` sends these. `POST /reta?queues=0,1` spreads
+//! the port's RSS redirection table over those queues (workers), where the
+//! PMD supports RETA updates: connections the new table sends elsewhere
+//! move first, then the NIC steers by it (issue 3 §4).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -22,6 +25,7 @@ pub fn start(
     snaps: Snapshots,
     fabric: std::sync::Arc<crate::worker::handoff::Fabric>,
     fleet: Option<std::sync::Arc<crate::worker::fleet::Fleet>>,
+    reta: Option<RetaHook>,
 ) -> std::io::Result<()> {
     let l = TcpListener::bind(addr)?;
     log::info!("admin endpoint on http://{}/metrics", l.local_addr()?);
@@ -40,6 +44,26 @@ pub fn start(
                 ("200 OK", render(&snaps) + &render_tables(&fabric) + &render_fleet(fleet.as_deref()))
             } else if ok && (target == "/drain" || target == "/undrain") && line.starts_with("POST ") {
                 host_drain(fleet.as_deref(), target == "/drain")
+            } else if ok && line.starts_with("POST /reta") {
+                let queues: Option<Vec<u16>> = target
+                    .split_once("queues=")
+                    .map(|(_, q)| q.split(',').map(|x| x.trim().parse::<u16>()).collect::<Result<Vec<_>, _>>().ok())
+                    .unwrap_or(None)
+                    .filter(|q| !q.is_empty() && q.iter().all(|&x| (x as usize) < fabric.workers));
+                match (queues, reta.as_ref()) {
+                    (None, _) => ("400 Bad Request", format!("need ?queues=A,B,.. with each below {}\n", fabric.workers)),
+                    (Some(_), None) => ("400 Bad Request", "no port to change the RETA of\n".to_string()),
+                    (Some(q), Some(hook)) => match hook(&q) {
+                        Ok(msg) => {
+                            log::info!("admin: {msg}");
+                            ("200 OK", format!("{msg}\n"))
+                        }
+                        Err(e) => {
+                            log::warn!("admin: RETA change refused: {e}");
+                            ("409 Conflict", format!("{e}\n"))
+                        }
+                    },
+                }
             } else if ok && line.starts_with("POST /drain") {
                 match worker_arg {
                     Some(w) if fabric.request_drain(w) => {
@@ -69,7 +93,7 @@ pub fn start(
                     _ => ("400 Bad Request", "need ?worker=N\n".to_string()),
                 }
             } else {
-                ("404 Not Found", "try GET /metrics, POST /drain?worker=N, POST /undrain?worker=N, POST /drain, POST /undrain, POST /rotate-keys\n".to_string())
+                ("404 Not Found", "try GET /metrics, POST /drain?worker=N, POST /undrain?worker=N, POST /drain, POST /undrain, POST /reta?queues=A,B, POST /rotate-keys\n".to_string())
             };
             let _ = write!(
                 s,
@@ -80,6 +104,10 @@ pub fn start(
     })?;
     Ok(())
 }
+
+/// Applies a new RSS redirection table spread over the given queues;
+/// answers what it did, or why not.
+pub type RetaHook = Box<dyn Fn(&[u16]) -> Result<String, String> + Send>;
 
 /// Drains the whole host into the fleet repository, or ends that.
 fn host_drain(fleet: Option<&crate::worker::fleet::Fleet>, on: bool) -> (&'static str, String) {

@@ -333,9 +333,6 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start the key rotation thread: {e}"))?;
     }
     let snapshots: Snapshots = Arc::new((0..n).map(|_| std::sync::Mutex::new(Default::default())).collect());
-    if let Some(addr) = &cfg.admin.listen {
-        crate::admin::start(addr, snapshots.clone(), fabric.clone(), None).map_err(|e| format!("admin.listen: {addr}: {e}"))?;
-    }
     let lc = LoopConfig {
         idle_polls_before_sleep: cfg.workers.idle_polls_before_sleep,
         idle_sleep_us: cfg.workers.idle_sleep_us,
@@ -403,6 +400,14 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
         threads.push(t);
     }
+    // The port is shared with the admin thread (RETA changes) only through
+    // a weak reference, so it is closed here at stop, whatever the admin
+    // thread is doing.
+    let port = Arc::new(std::sync::Mutex::new(port));
+    if let Some(addr) = &cfg.admin.listen {
+        let hook = reta_hook(Arc::downgrade(&port), fabric.clone(), n);
+        crate::admin::start(addr, snapshots.clone(), fabric.clone(), None, Some(hook)).map_err(|e| format!("admin.listen: {addr}: {e}"))?;
+    }
     log::info!("baton running: {}:{} → {} backend(s), {n} worker(s)", cfg.listen.address, cfg.listen.port, cfg.backend.servers.len());
     for t in threads {
         match t.join() {
@@ -429,6 +434,19 @@ pub fn run(cfg: Config) -> Result<(), String> {
         }
     }
     drop(slow);
+    let mut port = {
+        let mut p = port;
+        loop {
+            match Arc::try_unwrap(p) {
+                Ok(m) => break m.into_inner().unwrap_or_else(|e| e.into_inner()),
+                // The admin thread is applying a RETA right now.
+                Err(back) => {
+                    p = back;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+        }
+    };
     if let Err(e) = port.stop() {
         log::warn!("port stop: {e}");
     }
@@ -486,6 +504,25 @@ pub fn apply_reta(port: &mut crate::dpdk::Port, fabric: &super::handoff::Fabric,
         log::warn!("rss: not every worker acted on RETA generation {gen} within {wait:?}; applying it anyway");
     }
     port.rss_reta_update(&table).map_err(|e| e.to_string())
+}
+
+/// The admin's RETA trigger: a table of the port's size spread round robin
+/// over `queues`, under the port's hash key, applied by [`apply_reta`].
+fn reta_hook(port: std::sync::Weak<std::sync::Mutex<crate::dpdk::Port>>, fabric: Arc<super::handoff::Fabric>, workers: usize) -> crate::admin::RetaHook {
+    Box::new(move |queues: &[u16]| {
+        if workers < 2 {
+            return Err("one worker: there is nothing to steer".into());
+        }
+        let port = port.upgrade().ok_or("the port is closing")?;
+        let mut port = port.lock().map_err(|_| "the port lock is poisoned")?;
+        let driver = port.info().driver.clone();
+        let size = port.reta_size().map_err(|e| format!("{driver}: {e}"))? as usize;
+        let key = port.rss_hash_key().map_err(|e| format!("{driver}: {e}"))?;
+        let table: Vec<u16> = (0..size).map(|i| queues[i % queues.len()]).collect();
+        let reta = crate::net::rss::Reta::new(&key, table).map_err(|e| format!("{e:?}"))?;
+        apply_reta(&mut port, &fabric, reta, std::time::Duration::from_secs(2))?;
+        Ok(format!("RETA generation {}: {size} entries over queues {queues:?}", fabric.reta_generation()))
+    })
 }
 
 /// The host's handoff fabric: session table (heap memory for now),

@@ -24,10 +24,19 @@ key = "key.pem"
 servers = ["198.18.0.1:8080"]
 [workers]
 count = $workers
+[admin]
+listen = "127.0.0.1:$((19100 + $$ % 500))"
 TOML
   timeout 30 "$BATON" run --config "$DIR/baton.toml" > "$DIR/baton.log" 2>&1 &
   pid=$!
   sleep 3
+  if [ "$workers" = 2 ]; then
+    # net_null emulates a RETA (128 entries): the admin trigger applies one.
+    out=$(curl -s -X POST "http://127.0.0.1:$((19100 + $$ % 500))/reta?queues=1")
+    check "2 workers: POST /reta?queues=1 applies a new RETA ($out)" grep -q "RETA generation" <<<"$out"
+    out=$(curl -s -X POST "http://127.0.0.1:$((19100 + $$ % 500))/reta?queues=7")
+    check "2 workers: a RETA naming a queue that does not exist is refused" grep -q "need ?queues" <<<"$out"
+  fi
   kill -TERM $pid
   wait $pid; rc=$?
   check "$workers worker(s): exits 0 after SIGTERM" [ "$rc" = 0 ]

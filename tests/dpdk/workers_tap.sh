@@ -39,6 +39,8 @@ wait $dl
 check "the 50 MiB download completes with the right SHA-256" [ "$(cat "$DIR.sha")" = "$(expected_sha $n)" ]
 check "new connections are served after the drain" bash -c "timeout 10 ip netns exec $NS curl -sS --cacert $DIR/ca.pem https://$VIP/ | grep -q 'hello from'"
 check "frame counters are published on /metrics (regression: always 0)" bash -c "[ \"\$(ip netns exec $NS curl -s http://127.0.0.1:9180/metrics | awk '\$1 ~ /^baton_rx_frames_total/ {s+=\$2} END {print s+0}')\" -gt 0 ]"
+out=$(ip netns exec "$NS" curl -s -X POST "http://127.0.0.1:9180/reta?queues=0")
+check "POST /reta on net_tap says the PMD cannot update its RETA ($out)" grep -qi "not support" <<<"$out"
 parked=$(( $(metric handshakes_checkpointed 0) + $(metric handshakes_checkpointed 1) ))
 check "handshakes were parked in the table between flights ($parked; checkpoints are on by default)" [ "$parked" -ge 1 ]
 check "no parked handshake was abandoned" [ $(( $(metric handshakes_abandoned 0) + $(metric handshakes_abandoned 1) )) = 0 ]
