@@ -105,8 +105,18 @@ impl Default for RepositoryConfig {
 impl RepositoryConfig {
     /// Parses a `[repository]` table's body (without the header) and validates it.
     pub fn from_toml(text: &str) -> Result<RepositoryConfig, RepositoryError> {
-        let cfg: RepositoryConfig =
-            toml::from_str(text).map_err(|e| RepositoryError::Config(format!("repository: {}", e.message())))?;
+        let cfg: RepositoryConfig = toml::from_str(text).map_err(|e| {
+            // Name the key: the text before `=` on the line the error points at.
+            let key = e.span().and_then(|sp| {
+                let start = text[..sp.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+                let line = text[start..].lines().next().unwrap_or("");
+                line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string())
+            });
+            match key {
+                Some(k) if !k.is_empty() => RepositoryError::Config(format!("repository.{k}: {}", e.message())),
+                _ => RepositoryError::Config(format!("repository: {}", e.message())),
+            }
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -854,8 +864,9 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_key() {
-        assert!(err("colour = 3").contains("colour"), "{}", err("colour = 3"));
-        assert!(err("timeout_ms = \"fast\"").contains("timeout_ms"), "{}", err("timeout_ms = \"fast\""));
+        assert!(err("colour = 3").starts_with("repository.colour:"), "{}", err("colour = 3"));
+        let e = err("threads = 1\ntimeout_ms = \"fast\"");
+        assert!(e.starts_with("repository.timeout_ms:"), "{e}");
         assert!(err("timeout_ms = 0").starts_with("repository.timeout_ms:"));
         assert!(err("connect_timeout_ms = 0").starts_with("repository.connect_timeout_ms:"));
         assert!(err("threads = 0").starts_with("repository.threads:"));
