@@ -294,7 +294,7 @@ fn the_service_answers_a_thousand_puts_and_takes() {
     let h = repo.handle();
     let (tx, rx) = unbounded::<Reply>();
     let collect = |rx: &Receiver<Reply>| {
-        let mut seen = vec![None; N as usize];
+        let mut seen: Vec<Option<Outcome>> = (0..N).map(|_| None).collect();
         for _ in 0..N {
             let rep = rx.recv_timeout(Duration::from_secs(10)).expect("all answered");
             let slot = &mut seen[rep.tag as usize];
