@@ -256,7 +256,7 @@ fn a_timed_out_take_drops_the_connection_so_replies_never_misalign() {
     r.add_hosts();
     let mut c = host_a(&r);
     c.threads = 1;
-    c.timeout_ms = 10;
+    c.timeout_ms = 30;
     let repo = Repository::start(&c).unwrap();
     for (id, v) in [(b"A", b"value-A"), (b"B", b"value-B")] {
         let (reply, _) = call(&repo, 1, put_op(id, v, 10_000));
@@ -272,10 +272,16 @@ fn a_timed_out_take_drops_the_connection_so_replies_never_misalign() {
     let (reply, took) = call(&repo, 2, take_op(b"A"));
     assert!(matches!(reply.outcome, Outcome::Unavailable), "{:?}", reply.outcome);
     assert!(took < Duration::from_millis(100), "timeout took {took:?}");
+    // The circuit is open: B's take is answered at once and never sent (a
+    // take sent now would run when the server wakes, and B would be gone).
+    let (reply, took) = call(&repo, 3, take_op(b"B"));
+    assert!(matches!(reply.outcome, Outcome::Unavailable), "{:?}", reply.outcome);
+    assert!(took < Duration::from_millis(15), "circuit open answers at once, took {took:?}");
     staller.join().unwrap();
-    assert_eq!(repo.stats().snapshot().timeouts, 1);
+    let s = repo.stats().snapshot();
+    assert_eq!((s.timeouts, s.unavailable, s.reconnects), (1, 2, 0), "{s:?}");
     // After the circuit closes, the next answer is the answer to the next
-    // command: B's value, not the late reply (A's value) to the timed-out take.
+    // command on a new connection: B's value, not the late reply (A's value).
     std::thread::sleep(Duration::from_millis(150));
     let (reply, _) = call(&repo, 3, take_op(b"B"));
     assert!(matches!(&reply.outcome, Outcome::Taken(v) if v == b"value-B"), "{:?}", reply.outcome);
@@ -283,6 +289,7 @@ fn a_timed_out_take_drops_the_connection_so_replies_never_misalign() {
     // (documented: a timed-out take may lose the record, never duplicate it).
     let (reply, _) = call(&repo, 4, take_op(b"A"));
     assert!(matches!(reply.outcome, Outcome::Missing), "{:?}", reply.outcome);
+    assert_eq!(repo.stats().snapshot().reconnects, 1);
 }
 
 #[test]
