@@ -349,3 +349,51 @@ fn dropping_the_service_with_handles_alive_stops_it() {
     let (tx, _rx) = unbounded();
     assert!(h.submit(Request { tag: 0, op: take_op(b"x"), reply: Some(tx) }).is_err(), "a stopped service hands requests back");
 }
+
+/// TLS to Redis (`rediss://`), built with `--features repository-tls`.
+#[cfg(feature = "repository-tls")]
+mod tls {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+
+    fn ca() -> (rcgen::Certificate, KeyPair) {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let k = KeyPair::generate().unwrap();
+        (p.self_signed(&k).unwrap(), k)
+    }
+
+    #[test]
+    fn rediss_checks_the_certificate_and_takes_over_tls() {
+        let (ca_cert, ca_key) = ca();
+        let srv_key = KeyPair::generate().unwrap();
+        let srv = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&srv_key, &ca_cert, &ca_key)
+            .unwrap();
+        let r = RedisServer::start_tls(&srv.pem(), &srv_key.serialize_pem(), &ca_cert.pem());
+        r.add_hosts();
+        let ca_file = std::env::temp_dir().join(format!("baton-repo-ca-{}-{}", std::process::id(), r.port));
+        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+        let mut c = host_a(&r);
+        c.url = r.tls_url();
+        c.tls_ca_file = Some(ca_file.clone());
+        let mut cl = RepositoryClient::connect(&c).expect("TLS connect with the right CA");
+        cl.put(RecordKind::Session, b"\x01", b"over tls", Duration::from_secs(10)).unwrap();
+        assert_eq!(cl.take(RecordKind::Session, b"\x01").unwrap().as_deref(), Some(&b"over tls"[..]));
+        assert_eq!(cl.take(RecordKind::Session, b"\x01").unwrap(), None);
+
+        // Another CA: the server's certificate is not trusted.
+        let (other, _) = ca();
+        std::fs::write(&ca_file, other.pem()).unwrap();
+        match RepositoryClient::connect(&c) {
+            Err(RepositoryError::Unavailable(m)) => assert!(m.to_lowercase().contains("cert"), "{m}"),
+            other => panic!("untrusted certificate accepted or wrong error: {other:?}"),
+        }
+        // The plain port of a TLS url is not TLS: no silent downgrade.
+        c.url = format!("rediss://127.0.0.1:{}", r.port);
+        c.tls_ca_file = None;
+        assert!(RepositoryClient::connect(&c).is_err());
+        let _ = std::fs::remove_file(ca_file);
+    }
+}

@@ -42,8 +42,11 @@
 //!
 //! Limits: the password is read into a `Zeroizing` buffer, but the `redis`
 //! crate keeps its own copy of it (in its connection info) which is not
-//! scrubbed. TLS to Redis (`rediss://`) and Redis Cluster are not built in
-//! this version: a config asking for them is refused with the key named.
+//! scrubbed. TLS to Redis (`rediss://`, rustls, certificate and host name
+//! always checked, CA from `tls_ca_file` or the system) is built only with
+//! the `repository-tls` cargo feature; without it a `rediss://` url is
+//! refused with the key named. Redis Cluster is not supported in this
+//! version (`cluster_urls` must be empty).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -66,6 +69,10 @@ pub struct RepositoryConfig {
     pub url: String,
     /// Non-empty => Redis Cluster. Not supported in this build (refused).
     pub cluster_urls: Vec<String>,
+    /// For `rediss://`: PEM file of the CA(s) to trust for Redis's
+    /// certificate; unset = the system's roots. Needs the `repository-tls`
+    /// build feature.
+    pub tls_ca_file: Option<PathBuf>,
     /// ACL user of this host; empty = the `default` user.
     pub username: String,
     /// File holding the password (trailing newline trimmed). Unset = no AUTH.
@@ -90,6 +97,7 @@ impl Default for RepositoryConfig {
         RepositoryConfig {
             url: "redis://127.0.0.1:6379".into(),
             cluster_urls: Vec::new(),
+            tls_ca_file: None,
             username: String::new(),
             password_file: None,
             frontend: "web".into(),
@@ -125,13 +133,22 @@ impl RepositoryConfig {
     pub fn validate(&self) -> Result<(), RepositoryError> {
         let bad = |key: &str, msg: String| Err(RepositoryError::Config(format!("repository.{key}: {msg}")));
         let url = self.url.trim();
-        if let Some(rest) = url.strip_prefix("rediss://") {
-            let _ = rest;
-            return bad("url", "rediss:// (TLS to Redis) is not supported by this build; use redis:// on a trusted network".into());
+        let tls = url.starts_with("rediss://");
+        if tls && !cfg!(feature = "repository-tls") {
+            return bad(
+                "url",
+                "rediss:// (TLS to Redis) needs baton built with the repository-tls feature; or use redis:// on a trusted network".into(),
+            );
         }
-        let Some(rest) = url.strip_prefix("redis://") else {
-            return bad("url", format!("{:?} must start with redis://", self.url));
+        let Some(rest) = url.strip_prefix("redis://").or_else(|| url.strip_prefix("rediss://")) else {
+            return bad("url", format!("{:?} must start with redis:// or rediss://", self.url));
         };
+        if rest.contains('#') {
+            return bad("url", "must not carry a #fragment (certificate checks cannot be turned off)".into());
+        }
+        if self.tls_ca_file.is_some() && !tls {
+            return bad("tls_ca_file", "only used with a rediss:// url".into());
+        }
         let authority = rest.split('/').next().unwrap_or("");
         if authority.contains('@') {
             return bad("url", "must not carry credentials; set username and password_file".into());
@@ -296,7 +313,7 @@ impl RepositoryClient {
         let tcp = info.tcp_settings().clone().set_nodelay(true);
         let info = info.set_redis_settings(rs).set_tcp_settings(tcp);
         let user = if cfg.username.is_empty() { "default" } else { cfg.username.as_str() };
-        let client = redis::Client::open(info).map_err(|e| RepositoryError::Config(format!("repository.url: {e}")))?;
+        let client = Self::client(cfg, info)?;
         let conn = client.get_connection_with_timeout(Duration::from_millis(cfg.connect_timeout_ms)).map_err(|e| {
             if e.kind() == redis::ErrorKind::AuthenticationFailed
                 || e.code().is_some_and(|c| c == "WRONGPASS" || c == "NOAUTH")
@@ -312,6 +329,26 @@ impl RepositoryClient {
         conn.set_read_timeout(budget).map_err(|e| RepositoryError::Unavailable(describe(&e)))?;
         conn.set_write_timeout(budget).map_err(|e| RepositoryError::Unavailable(describe(&e)))?;
         Ok(RepositoryClient { conn, frontend: cfg.frontend.clone(), broken: false })
+    }
+
+    #[cfg(feature = "repository-tls")]
+    fn client(cfg: &RepositoryConfig, info: redis::ConnectionInfo) -> Result<redis::Client, RepositoryError> {
+        if !cfg.url.trim().starts_with("rediss://") {
+            return redis::Client::open(info).map_err(|e| RepositoryError::Config(format!("repository.url: {e}")));
+        }
+        let root_cert = match &cfg.tls_ca_file {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                RepositoryError::Config(format!("repository.tls_ca_file: cannot read {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
+        redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert })
+            .map_err(|e| RepositoryError::Config(format!("repository.tls_ca_file: {e}")))
+    }
+
+    #[cfg(not(feature = "repository-tls"))]
+    fn client(_cfg: &RepositoryConfig, info: redis::ConnectionInfo) -> Result<redis::Client, RepositoryError> {
+        redis::Client::open(info).map_err(|e| RepositoryError::Config(format!("repository.url: {e}")))
     }
 
     /// True after a timeout or I/O error: drop it and connect again.
@@ -875,7 +912,13 @@ mod tests {
         assert!(err("frontend = \"a:b\"").starts_with("repository.frontend:"));
         assert!(err("frontend = \"\"").starts_with("repository.frontend:"));
         assert!(err("url = \"http://x\"").starts_with("repository.url:"));
-        assert!(err("url = \"rediss://x:6380\"").starts_with("repository.url:"));
+        if cfg!(feature = "repository-tls") {
+            assert!(RepositoryConfig::from_toml("url = \"rediss://x:6380\"").is_ok());
+        } else {
+            assert!(err("url = \"rediss://x:6380\"").starts_with("repository.url:"));
+        }
+        assert!(err("url = \"rediss://x:6380/#insecure\"").starts_with("repository.url:"));
+        assert!(err("tls_ca_file = \"/etc/ca.pem\"").starts_with("repository.tls_ca_file:"));
         assert!(err("cluster_urls = [\"redis://a:1\"]").starts_with("repository.cluster_urls:"));
         assert!(err("username = \"a b\"").starts_with("repository.username:"));
     }

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     pub port: u16,
+    /// With [`RedisServer::start_tls`]: the TLS port (the plain port stays
+    /// open for the admin connection).
+    pub tls_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -25,9 +28,26 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("baton-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut s = RedisServer { port, dir, child: None };
+        let mut s = RedisServer { port, tls_port: None, dir, child: None };
         s.spawn();
         s
+    }
+
+    /// Also listens with TLS on a second port, with this certificate chain.
+    pub fn start_tls(cert_pem: &str, key_pem: &str, ca_pem: &str) -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("baton-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for (name, pem) in [("cert.pem", cert_pem), ("key.pem", key_pem), ("ca.pem", ca_pem)] {
+            std::fs::write(dir.join(name), pem).expect("write pem");
+        }
+        let mut s = RedisServer { port, tls_port: Some(free_port()), dir, child: None };
+        s.spawn();
+        s
+    }
+
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port.expect("started with TLS"))
     }
 
     fn spawn(&mut self) {
@@ -36,6 +56,7 @@ impl RedisServer {
             .arg("--dir")
             .arg(&self.dir)
             .args(["--enable-debug-command", "local", "--loglevel", "warning"])
+            .args(self.tls_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -54,6 +75,23 @@ impl RedisServer {
             assert!(Instant::now() < deadline, "redis-server on port {} did not come up", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn tls_args(&self) -> Vec<String> {
+        let Some(tp) = self.tls_port else { return Vec::new() };
+        let f = |n: &str| self.dir.join(n).display().to_string();
+        vec![
+            "--tls-port".into(),
+            tp.to_string(),
+            "--tls-cert-file".into(),
+            f("cert.pem"),
+            "--tls-key-file".into(),
+            f("key.pem"),
+            "--tls-ca-cert-file".into(),
+            f("ca.pem"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ]
     }
 
     pub fn url(&self) -> String {
