@@ -45,8 +45,9 @@
 //! scrubbed. TLS to Redis (`rediss://`, rustls, certificate and host name
 //! always checked, CA from `tls_ca_file` or the system) is built only with
 //! the `repository-tls` cargo feature; without it a `rediss://` url is
-//! refused with the key named. Redis Cluster is not supported in this
-//! version (`cluster_urls` must be empty).
+//! refused with the key named. Redis Cluster (`cluster_urls`) uses the
+//! crate's sync cluster client with retries off; its ACL user needs
+//! `+cluster|slots` besides the record commands; no TLS to a cluster.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,7 +68,8 @@ use zeroize::Zeroizing;
 pub struct RepositoryConfig {
     /// `redis://host:port` (no credentials in it: see `username`, `password_file`).
     pub url: String,
-    /// Non-empty => Redis Cluster. Not supported in this build (refused).
+    /// Non-empty => Redis Cluster: the seed nodes (`redis://host:port`);
+    /// `url` is then not used. The ACL user also needs `+cluster|slots`.
     pub cluster_urls: Vec<String>,
     /// For `rediss://`: PEM file of the CA(s) to trust for Redis's
     /// certificate; unset = the system's roots. Needs the `repository-tls`
@@ -159,8 +161,17 @@ impl RepositoryConfig {
         if redis::IntoConnectionInfo::into_connection_info(url).is_err() {
             return bad("url", format!("{:?} is not a valid Redis URL", self.url));
         }
-        if !self.cluster_urls.is_empty() {
-            return bad("cluster_urls", "Redis Cluster is not supported by this build; leave it empty".into());
+        for u in &self.cluster_urls {
+            let Some(rest) = u.trim().strip_prefix("redis://") else {
+                return bad("cluster_urls", format!("{u:?} must start with redis:// (TLS to a cluster is not supported)"));
+            };
+            let authority = rest.split('/').next().unwrap_or("");
+            if authority.contains('@') || rest.contains('#') {
+                return bad("cluster_urls", "must not carry credentials or a #fragment; set username and password_file".into());
+            }
+            if authority.is_empty() || redis::IntoConnectionInfo::into_connection_info(u.trim()).is_err() {
+                return bad("cluster_urls", format!("{u:?} is not a valid Redis URL"));
+            }
         }
         if self.frontend.is_empty()
             || !self.frontend.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -276,12 +287,18 @@ pub enum RepositoryError {
 // ---------------------------------------------------------------------------
 // One connection
 
-/// One connection to Redis, used by the service threads, tests and benches.
+/// One connection to Redis (or, for a cluster, one connection per node
+/// reached), used by the service threads, tests and benches.
 pub struct RepositoryClient {
-    conn: redis::Connection,
+    conn: Link,
     frontend: String,
     /// Set after a timeout or I/O error: the connection must not be used again.
     broken: bool,
+}
+
+enum Link {
+    Single(redis::Connection),
+    Cluster(redis::cluster::ClusterConnection),
 }
 
 impl std::fmt::Debug for RepositoryClient {
@@ -300,6 +317,9 @@ impl RepositoryClient {
     }
 
     fn connect_with(cfg: &RepositoryConfig, password: &str) -> Result<RepositoryClient, RepositoryError> {
+        if !cfg.cluster_urls.is_empty() {
+            return Self::connect_cluster(cfg, password);
+        }
         let url = cfg.url.trim();
         let info = redis::IntoConnectionInfo::into_connection_info(url)
             .map_err(|e| RepositoryError::Config(format!("repository.url: {e}")))?;
@@ -312,23 +332,39 @@ impl RepositoryClient {
         }
         let tcp = info.tcp_settings().clone().set_nodelay(true);
         let info = info.set_redis_settings(rs).set_tcp_settings(tcp);
-        let user = if cfg.username.is_empty() { "default" } else { cfg.username.as_str() };
         let client = Self::client(cfg, info)?;
-        let conn = client.get_connection_with_timeout(Duration::from_millis(cfg.connect_timeout_ms)).map_err(|e| {
-            if e.kind() == redis::ErrorKind::AuthenticationFailed
-                || e.code().is_some_and(|c| c == "WRONGPASS" || c == "NOAUTH")
-            {
-                RepositoryError::Auth(format!(
-                    "Redis at {url} refused user {user:?} (wrong password or no such user; check repository.username, repository.password_file and the ACL)"
-                ))
-            } else {
-                RepositoryError::Unavailable(format!("cannot connect to {url}: {}", describe(&e)))
-            }
-        })?;
+        let conn = client
+            .get_connection_with_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+            .map_err(|e| connect_error(cfg, url, &e))?;
         let budget = Some(Duration::from_millis(cfg.timeout_ms));
         conn.set_read_timeout(budget).map_err(|e| RepositoryError::Unavailable(describe(&e)))?;
         conn.set_write_timeout(budget).map_err(|e| RepositoryError::Unavailable(describe(&e)))?;
-        Ok(RepositoryClient { conn, frontend: cfg.frontend.clone(), broken: false })
+        Ok(RepositoryClient { conn: Link::Single(conn), frontend: cfg.frontend.clone(), broken: false })
+    }
+
+    /// Redis Cluster: no client-side retries (a retried GETDEL after a
+    /// timeout would turn "unknown" into a misleading nil), budgets as for
+    /// one node.
+    fn connect_cluster(cfg: &RepositoryConfig, password: &str) -> Result<RepositoryClient, RepositoryError> {
+        let urls: Vec<&str> = cfg.cluster_urls.iter().map(|u| u.trim()).collect();
+        let shown = urls.join(",");
+        let mut b = redis::cluster::ClusterClientBuilder::new(urls.clone())
+            .retries(0)
+            .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+            .response_timeout(Duration::from_millis(cfg.timeout_ms))
+            .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        if !cfg.username.is_empty() {
+            b = b.username(&cfg.username);
+        }
+        if !password.is_empty() {
+            b = b.password(password);
+        }
+        let client = b.build().map_err(|e| RepositoryError::Config(format!("repository.cluster_urls: {e}")))?;
+        let conn = client.get_connection().map_err(|e| connect_error(cfg, &shown, &e))?;
+        let budget = Some(Duration::from_millis(cfg.timeout_ms));
+        conn.set_read_timeout(budget).map_err(|e| RepositoryError::Unavailable(describe(&e)))?;
+        conn.set_write_timeout(budget).map_err(|e| RepositoryError::Unavailable(describe(&e)))?;
+        Ok(RepositoryClient { conn: Link::Cluster(conn), frontend: cfg.frontend.clone(), broken: false })
     }
 
     #[cfg(feature = "repository-tls")]
@@ -365,7 +401,11 @@ impl RepositoryClient {
         if self.broken {
             return Err(RepositoryError::Unavailable("connection dropped after an earlier failure".into()));
         }
-        cmd.query::<T>(&mut self.conn).map_err(|e| self.classify(e))
+        let r = match &mut self.conn {
+            Link::Single(c) => cmd.query::<T>(c),
+            Link::Cluster(c) => cmd.query::<T>(c),
+        };
+        r.map_err(|e| self.classify(e))
     }
 
     fn classify(&mut self, e: redis::RedisError) -> RepositoryError {
@@ -419,6 +459,22 @@ impl RepositoryClient {
     /// `PING` round trip (health checks and the benchmark's reference).
     pub fn ping(&mut self) -> Result<(), RepositoryError> {
         self.run::<redis::Value>(&redis::cmd("PING")).map(|_| ())
+    }
+}
+
+fn connect_error(cfg: &RepositoryConfig, url: &str, e: &redis::RedisError) -> RepositoryError {
+    let user = if cfg.username.is_empty() { "default" } else { cfg.username.as_str() };
+    let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| c == "WRONGPASS" || c == "NOAUTH")
+        || e.to_string().contains("WRONGPASS");
+    if auth {
+        RepositoryError::Auth(format!(
+            "Redis at {url} refused user {user:?} (wrong password or no such user; check repository.username, repository.password_file and the ACL)"
+        ))
+    } else if e.code() == Some("NOPERM") {
+        RepositoryError::Auth(format!("Redis at {url}: the ACL of user {user:?} lacks a command the client needs at connect: {}", describe(e)))
+    } else {
+        RepositoryError::Unavailable(format!("cannot connect to {url}: {}", describe(e)))
     }
 }
 
@@ -919,7 +975,9 @@ mod tests {
         }
         assert!(err("url = \"rediss://x:6380/#insecure\"").starts_with("repository.url:"));
         assert!(err("tls_ca_file = \"/etc/ca.pem\"").starts_with("repository.tls_ca_file:"));
-        assert!(err("cluster_urls = [\"redis://a:1\"]").starts_with("repository.cluster_urls:"));
+        assert!(RepositoryConfig::from_toml("cluster_urls = [\"redis://a:1\", \"redis://b:2\"]").is_ok());
+        assert!(err("cluster_urls = [\"http://a:1\"]").starts_with("repository.cluster_urls:"));
+        assert!(err("cluster_urls = [\"redis://u:pw@a:1\"]").starts_with("repository.cluster_urls:"));
         assert!(err("username = \"a b\"").starts_with("repository.username:"));
     }
 
