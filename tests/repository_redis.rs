@@ -397,3 +397,43 @@ mod tls {
         let _ = std::fs::remove_file(ca_file);
     }
 }
+
+#[test]
+fn a_cluster_spreads_records_over_nodes_and_takes_them_once() {
+    let cl = redis_support::RedisCluster::start(3);
+    let rules = ["reset", "on", ">pw-a", "~baton:web:*", "+getdel", "+set", "+del", "+ping", "+auth", "+cluster|slots"];
+    cl.acl_setuser("hosta", &rules);
+    let pw = pw_file(&format!("cluster-{}", cl.nodes[0].port), "pw-a");
+    let c = RepositoryConfig {
+        url: "redis://127.0.0.1:1".into(), // not used with cluster_urls
+        cluster_urls: cl.urls(),
+        username: "hosta".into(),
+        password_file: Some(pw.clone()),
+        timeout_ms: 50,
+        connect_timeout_ms: 500,
+        ..Default::default()
+    };
+    let mut a = RepositoryClient::connect(&c).expect("cluster connect");
+    const N: u32 = 200;
+    for i in 0..N {
+        a.put(RecordKind::Session, &i.to_be_bytes(), &i.to_le_bytes(), Duration::from_secs(30)).unwrap();
+    }
+    // The records really are spread: every node holds some.
+    for n in &cl.nodes {
+        let keys: i64 = redis::cmd("DBSIZE").query(&mut n.admin().unwrap()).unwrap();
+        assert!(keys > 0 && keys < N as i64, "node {} holds {keys} of {N}", n.port);
+    }
+    let repo = Repository::start(&c).expect("service on the cluster");
+    for i in 0..N {
+        let (reply, _) = call(&repo, i as u64, take_op(&i.to_be_bytes()));
+        assert!(matches!(&reply.outcome, Outcome::Taken(v) if v == &i.to_le_bytes()), "{i}: {:?}", reply.outcome);
+    }
+    for i in 0..N {
+        assert_eq!(a.take(RecordKind::Session, &i.to_be_bytes()).unwrap(), None, "taken once");
+    }
+    let mut bad = c.clone();
+    bad.password_file = Some(pw_file(&format!("cluster-bad-{}", cl.nodes[0].port), "nope"));
+    let e = RepositoryClient::connect(&bad).unwrap_err();
+    assert!(matches!(&e, RepositoryError::Auth(m) if m.contains("hosta")), "{e:?}");
+    let _ = std::fs::remove_file(pw);
+}

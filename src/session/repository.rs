@@ -346,19 +346,27 @@ impl RepositoryClient {
     /// timeout would turn "unknown" into a misleading nil), budgets as for
     /// one node.
     fn connect_cluster(cfg: &RepositoryConfig, password: &str) -> Result<RepositoryClient, RepositoryError> {
-        let urls: Vec<&str> = cfg.cluster_urls.iter().map(|u| u.trim()).collect();
-        let shown = urls.join(",");
-        let mut b = redis::cluster::ClusterClientBuilder::new(urls.clone())
+        let shown = cfg.cluster_urls.iter().map(|u| u.trim()).collect::<Vec<_>>().join(",");
+        // Credentials ride on each seed node's connection info (the crate
+        // takes them from there for every node it connects to).
+        let mut nodes = Vec::with_capacity(cfg.cluster_urls.len());
+        for u in &cfg.cluster_urls {
+            let info = redis::IntoConnectionInfo::into_connection_info(u.trim())
+                .map_err(|e| RepositoryError::Config(format!("repository.cluster_urls: {e}")))?;
+            let mut rs = info.redis_settings().clone().set_skip_set_lib_name();
+            if !cfg.username.is_empty() {
+                rs = rs.set_username(&cfg.username);
+            }
+            if !password.is_empty() {
+                rs = rs.set_password(password);
+            }
+            nodes.push(info.set_redis_settings(rs));
+        }
+        let b = redis::cluster::ClusterClientBuilder::new(nodes)
             .retries(0)
             .connection_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             .response_timeout(Duration::from_millis(cfg.timeout_ms))
             .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        if !cfg.username.is_empty() {
-            b = b.username(&cfg.username);
-        }
-        if !password.is_empty() {
-            b = b.password(password);
-        }
         let client = b.build().map_err(|e| RepositoryError::Config(format!("repository.cluster_urls: {e}")))?;
         let conn = client.get_connection().map_err(|e| connect_error(cfg, &shown, &e))?;
         let budget = Some(Duration::from_millis(cfg.timeout_ms));
@@ -466,7 +474,8 @@ fn connect_error(cfg: &RepositoryConfig, url: &str, e: &redis::RedisError) -> Re
     let user = if cfg.username.is_empty() { "default" } else { cfg.username.as_str() };
     let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
         || e.code().is_some_and(|c| c == "WRONGPASS" || c == "NOAUTH")
-        || e.to_string().contains("WRONGPASS");
+        || e.to_string().contains("WRONGPASS")
+        || e.to_string().contains("AuthenticationFailed");
     if auth {
         RepositoryError::Auth(format!(
             "Redis at {url} refused user {user:?} (wrong password or no such user; check repository.username, repository.password_file and the ACL)"

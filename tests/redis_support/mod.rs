@@ -152,3 +152,121 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A Redis Cluster of `n` primaries (no replicas) on loopback, made with
+/// `redis-cli --cluster create`. Ports below 55535 so that each node's
+/// cluster bus port (port + 10000) exists too.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisNode>,
+}
+
+pub struct RedisNode {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+fn free_cluster_port(taken: &[u16]) -> u16 {
+    let seed = (std::process::id() as u64).wrapping_mul(2654435761) ^ Instant::now().elapsed().as_nanos() as u64;
+    for i in 0..2000u64 {
+        let p = 20000 + ((seed.wrapping_add(i * 7919)) % 30000) as u16;
+        if taken.contains(&p) || taken.contains(&(p + 10000)) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair for a cluster node");
+}
+
+impl RedisCluster {
+    pub fn start(n: usize) -> RedisCluster {
+        let mut nodes: Vec<RedisNode> = Vec::new();
+        for _ in 0..n {
+            let taken: Vec<u16> = nodes.iter().map(|x| x.port).collect();
+            let port = free_cluster_port(&taken);
+            let dir = std::env::temp_dir().join(format!("baton-redis-cluster-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+                .args(["--cluster-node-timeout", "5000", "--loglevel", "warning"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run redis-server ({e}); ci/setup installs it"));
+            nodes.push(RedisNode { port, dir, child: Some(child) });
+        }
+        let c = RedisCluster { nodes };
+        for node in &c.nodes {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while node.admin().and_then(|mut a| redis::cmd("PING").query::<String>(&mut a)).is_err() {
+                assert!(Instant::now() < deadline, "cluster node {} did not come up", node.port);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let addrs: Vec<String> = c.nodes.iter().map(|x| format!("127.0.0.1:{}", x.port)).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli (ci/setup installs redis-server, which brings it)");
+        assert!(out.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &c.nodes {
+            loop {
+                let info: String = node
+                    .admin()
+                    .and_then(|mut a| redis::cmd("CLUSTER").arg("INFO").query(&mut a))
+                    .unwrap_or_default();
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster never reached state ok");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        c
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("redis://127.0.0.1:{}", n.port)).collect()
+    }
+
+    /// `ACL SETUSER` on every node (ACLs are per node).
+    pub fn acl_setuser(&self, name: &str, rules: &[&str]) {
+        for n in &self.nodes {
+            let mut c = n.admin().expect("admin connection");
+            let mut cmd = redis::cmd("ACL");
+            cmd.arg("SETUSER").arg(name);
+            for r in rules {
+                cmd.arg(*r);
+            }
+            let _: () = cmd.query(&mut c).expect("ACL SETUSER");
+        }
+    }
+}
+
+impl RedisNode {
+    pub fn admin(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}", self.port))?
+            .get_connection_with_timeout(Duration::from_secs(2))
+    }
+}
+
+impl Drop for RedisNode {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
