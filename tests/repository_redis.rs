@@ -431,6 +431,55 @@ fn a_cluster_spreads_records_over_nodes_and_takes_them_once() {
     for i in 0..N {
         assert_eq!(a.take(RecordKind::Session, &i.to_be_bytes()).unwrap(), None, "taken once");
     }
+
+    // Move one (empty) slot to another node behind the client's back: the
+    // stale slot map gets MOVED, the connection is dropped (Unavailable),
+    // and after retry_ms a new connection with a fresh map works.
+    let mut one = c.clone();
+    one.threads = 1;
+    one.retry_ms = 100;
+    let repo1 = Repository::start(&one).unwrap();
+    let id = b"moving";
+    let key = record_key("web", RecordKind::Session, id);
+    let (reply, _) = call(&repo1, 1, put_op(id, b"v1", 30_000));
+    assert!(matches!(reply.outcome, Outcome::Stored), "{:?}", reply.outcome);
+    let owner = cl
+        .nodes
+        .iter()
+        .position(|n| redis::cmd("EXISTS").arg(&key).query::<i64>(&mut n.admin().unwrap()).unwrap_or(0) == 1)
+        .expect("some node holds the key");
+    let (reply, _) = call(&repo1, 2, take_op(id));
+    assert!(matches!(reply.outcome, Outcome::Taken(_)), "{:?}", reply.outcome);
+    let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&key).query(&mut cl.nodes[0].admin().unwrap()).unwrap();
+    let target = (owner + 1) % cl.nodes.len();
+    let target_id: String = redis::cmd("CLUSTER").arg("MYID").query(&mut cl.nodes[target].admin().unwrap()).unwrap();
+    for n in [target, owner, (owner + 2) % cl.nodes.len()] {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("NODE")
+            .arg(&target_id)
+            .query(&mut cl.nodes[n].admin().unwrap())
+            .unwrap();
+    }
+    let (reply, _) = call(&repo1, 3, put_op(id, b"v2", 30_000));
+    assert!(matches!(&reply.outcome, Outcome::NotStored(v) if v == b"v2"), "stale map: {:?}", reply.outcome);
+    std::thread::sleep(Duration::from_millis(150));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (reply, _) = call(&repo1, 4, put_op(id, b"v3", 30_000));
+        if matches!(reply.outcome, Outcome::Stored) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered from MOVED: {:?}", reply.outcome);
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    let held: i64 = redis::cmd("EXISTS").arg(&key).query(&mut cl.nodes[target].admin().unwrap()).unwrap();
+    assert_eq!(held, 1, "the record went to the slot's new owner");
+    let (reply, _) = call(&repo1, 5, take_op(id));
+    assert!(matches!(&reply.outcome, Outcome::Taken(v) if v == b"v3"), "{:?}", reply.outcome);
+    assert!(repo1.stats().snapshot().reconnects >= 1);
+
     let mut bad = c.clone();
     bad.password_file = Some(pw_file(&format!("cluster-bad-{}", cl.nodes[0].port), "nope"));
     let e = RepositoryClient::connect(&bad).unwrap_err();

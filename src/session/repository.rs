@@ -420,6 +420,17 @@ impl RepositoryClient {
         if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) || e.code() == Some("NOPERM") {
             return RepositoryError::Refused(describe(&e));
         }
+        if matches!(self.conn, Link::Cluster(_)) {
+            use redis::ServerErrorKind as K;
+            if let redis::ErrorKind::Server(K::Moved | K::Ask | K::TryAgain | K::ClusterDown | K::MasterDown | K::ReadOnly) =
+                e.kind()
+            {
+                // Retries are off, so the crate does not follow redirects:
+                // drop the connection; the next one starts from a fresh slot map.
+                self.broken = true;
+                return RepositoryError::Unavailable(format!("cluster topology changed: {}", describe(&e)));
+            }
+        }
         match e.kind() {
             // A complete error reply or a reply of an unexpected type: the
             // stream is still aligned.
@@ -936,6 +947,18 @@ impl ServiceThread {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_handles_and_requests_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<RepositoryClient>();
+        send::<RepositoryHandle>();
+        send::<Request>();
+        send::<Reply>();
+        fn sync<T: Sync>() {}
+        sync::<RepositoryStats>();
+        sync::<RepositoryHandle>();
+    }
 
     #[test]
     fn record_key_is_namespaced_lower_hex() {
