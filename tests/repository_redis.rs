@@ -486,3 +486,35 @@ fn a_cluster_spreads_records_over_nodes_and_takes_them_once() {
     assert!(matches!(&e, RepositoryError::Auth(m) if m.contains("hosta")), "{e:?}");
     let _ = std::fs::remove_file(pw);
 }
+
+#[test]
+fn a_full_queue_hands_the_request_back_at_once_and_counts_it() {
+    let r = RedisServer::start();
+    r.add_hosts();
+    let mut c = host_a(&r);
+    c.threads = 1;
+    c.queue = 1;
+    c.timeout_ms = 2000;
+    let repo = Repository::start(&c).unwrap();
+    let port = r.port;
+    let staller = std::thread::spawn(move || {
+        let mut admin = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap().get_connection().unwrap();
+        let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("0.4").query(&mut admin).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let h = repo.handle();
+    let (tx, rx) = unbounded();
+    // 1: taken by the (now blocked) thread; 2: fills the queue of one.
+    h.submit(Request { tag: 1, op: take_op(b"1"), reply: Some(tx.clone()) }).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    h.submit(Request { tag: 2, op: take_op(b"2"), reply: Some(tx.clone()) }).unwrap();
+    let t0 = Instant::now();
+    let back = h.submit(Request { tag: 3, op: put_op(b"3", b"mine", 1000), reply: Some(tx) }).expect_err("queue full");
+    assert!(t0.elapsed() < Duration::from_millis(20), "submit blocked");
+    assert_eq!(back.tag, 3);
+    assert!(matches!(&back.op, Op::Put { value, .. } if value == b"mine"));
+    assert_eq!(repo.stats().snapshot().queue_full, 1);
+    staller.join().unwrap();
+    let tags: Vec<u64> = (0..2).map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap().tag).collect();
+    assert_eq!(tags, vec![1, 2]);
+}

@@ -31,6 +31,18 @@
 //! - Redis replicates asynchronously: after a failover a record already
 //!   taken can reappear on the new primary. Short expiries bound this.
 //!
+//! ACL of a host (one user per host, keys of its frontend only), e.g.
+//! `ACL SETUSER hosta on >PASSWORD ~baton:web:* +getdel +set +del +ping
+//! +auth` (add `+cluster|slots` on a cluster). A user limited to
+//! `~baton:web:c:*` can move connections but gets `Refused` for sessions.
+//!
+//! On a cluster, `MOVED`/`ASK`/`TRYAGAIN`/`CLUSTERDOWN` also drop the
+//! connection (the crate's retries are off, so it would not follow the
+//! redirect): the next connection, after `retry_ms`, reads a fresh slot map.
+//!
+//! Time in the queue is not bounded here: a request waits behind at most
+//! `queue` others; a caller that cares stamps its own deadline in `tag`.
+//!
 //! The socket timeout is per read/write call; a reply of one small bulk
 //! string arrives in one read, so in practice it is the budget of the
 //! operation. Latency in a [`Reply`] is the time the service thread spent on
@@ -113,6 +125,15 @@ impl Default for RepositoryConfig {
 }
 
 impl RepositoryConfig {
+    /// Where it connects, for logs: `url`, or the cluster seed nodes.
+    pub fn target(&self) -> String {
+        if self.cluster_urls.is_empty() {
+            self.url.trim().to_string()
+        } else {
+            format!("cluster {}", self.cluster_urls.join(","))
+        }
+    }
+
     /// Parses a `[repository]` table's body (without the header) and validates it.
     pub fn from_toml(text: &str) -> Result<RepositoryConfig, RepositoryError> {
         let cfg: RepositoryConfig = toml::from_str(text).map_err(|e| {
@@ -729,17 +750,22 @@ impl Repository {
         cfg.validate()?;
         let password = cfg.password()?;
         let stats = Arc::new(RepositoryStats::default());
+        let mut warned = None;
         match RepositoryClient::connect_with(cfg, &password) {
             Ok(_) => stats.up.store(true, Ordering::Relaxed),
             Err(e @ (RepositoryError::Auth(_) | RepositoryError::Config(_))) => return Err(e),
-            Err(e) => log::warn!("repository: {e}; starting anyway, takes fall back until it is reachable"),
+            Err(e) => {
+                log::warn!("repository: {e}; starting anyway, takes fall back until it is reachable");
+                // The threads' own first failures stay quiet for a second.
+                warned = Some(Instant::now());
+            }
         }
         let shared = Arc::new(Shared {
             cfg: cfg.clone(),
             password,
             stats: stats.clone(),
             last_refusal_log: Mutex::new(None),
-            last_down_log: Mutex::new(None),
+            last_down_log: Mutex::new(warned),
         });
         let (tx, rx) = bounded::<Request>(cfg.queue);
         let (stop_tx, stop_rx) = bounded::<()>(1);
@@ -829,7 +855,7 @@ impl ServiceThread {
                 Ok(c) => {
                     if self.was_connected || self.retry_at.is_some() {
                         RepositoryStats::count(&self.shared.stats.reconnects);
-                        log::info!("repository: connected again to {}", self.shared.cfg.url);
+                        log::info!("repository: connected again to {}", self.shared.cfg.target());
                     }
                     self.was_connected = true;
                     self.retry_at = None;
