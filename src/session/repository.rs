@@ -319,7 +319,7 @@ pub struct RepositoryClient {
 
 enum Link {
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl std::fmt::Debug for RepositoryClient {
@@ -393,7 +393,7 @@ impl RepositoryClient {
         let budget = Some(Duration::from_millis(cfg.timeout_ms));
         conn.set_read_timeout(budget).map_err(|e| RepositoryError::Unavailable(describe(&e)))?;
         conn.set_write_timeout(budget).map_err(|e| RepositoryError::Unavailable(describe(&e)))?;
-        Ok(RepositoryClient { conn: Link::Cluster(conn), frontend: cfg.frontend.clone(), broken: false })
+        Ok(RepositoryClient { conn: Link::Cluster(Box::new(conn)), frontend: cfg.frontend.clone(), broken: false })
     }
 
     #[cfg(feature = "repository-tls")]
