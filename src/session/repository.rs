@@ -562,6 +562,7 @@ pub struct Reply {
     pub latency: Duration,
 }
 
+#[derive(PartialEq, Eq)]
 pub enum Outcome {
     /// The only final take: `GETDEL` returned the value.
     Taken(Vec<u8>),
@@ -613,6 +614,8 @@ pub struct RepositoryStats {
     pub queue_full: AtomicU64,
     pub up: AtomicBool,
     pub take_latency_us: [AtomicU64; LATENCY_BUCKETS],
+    /// Sum of the timed takes' latencies, µs (the histogram's `_sum`).
+    pub take_latency_sum_us: AtomicU64,
 }
 
 /// A plain copy of [`RepositoryStats`] for `/metrics`.
@@ -631,6 +634,7 @@ pub struct RepositoryStatsSnapshot {
     pub queue_full: u64,
     pub up: bool,
     pub take_latency_us: [u64; LATENCY_BUCKETS],
+    pub take_latency_sum_us: u64,
 }
 
 /// The histogram bucket of a latency.
@@ -660,6 +664,7 @@ impl RepositoryStats {
             queue_full: l(&self.queue_full),
             up: self.up.load(Ordering::Relaxed),
             take_latency_us: hist,
+            take_latency_sum_us: l(&self.take_latency_sum_us),
         }
     }
 
@@ -669,6 +674,49 @@ impl RepositoryStats {
 }
 
 impl RepositoryStatsSnapshot {
+    /// `(metric name, help, value)` of every counter.
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 11] {
+        [
+            ("baton_repository_takes_total", "Takes (GETDEL) asked of the repository.", self.takes),
+            ("baton_repository_taken_total", "Takes that returned the record.", self.taken),
+            ("baton_repository_missing_total", "Takes that found no record.", self.missing),
+            ("baton_repository_refused_total", "Operations the Redis ACL refused (NOPERM).", self.refused),
+            ("baton_repository_unavailable_total", "Operations answered Unavailable (down, timeout, circuit open).", self.unavailable),
+            ("baton_repository_timeouts_total", "Operations that timed out (their connection was dropped).", self.timeouts),
+            ("baton_repository_puts_total", "Puts (SET PX) asked of the repository.", self.puts),
+            ("baton_repository_put_failures_total", "Puts that failed (value handed back).", self.put_failures),
+            ("baton_repository_dels_total", "Deletes asked of the repository.", self.dels),
+            ("baton_repository_reconnects_total", "Connections made again after a failure.", self.reconnects),
+            ("baton_repository_queue_full_total", "Requests handed back because the queue was full.", self.queue_full),
+        ]
+    }
+
+    /// Appends Prometheus text exposition (0.0.4): the counters, `up` as a
+    /// gauge, and the take latency as a histogram in seconds.
+    pub fn write_prometheus(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        for (name, help, v) in self.fields() {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP baton_repository_up Whether the last connection attempt or operation succeeded.\n# TYPE baton_repository_up gauge\nbaton_repository_up {}",
+            u8::from(self.up)
+        );
+        let name = "baton_repository_take_seconds";
+        let _ = writeln!(out, "# HELP {name} Time a service thread spent on a take.\n# TYPE {name} histogram");
+        let mut cum = 0u64;
+        for (i, n) in self.take_latency_us.iter().enumerate().take(LATENCY_BUCKETS - 1) {
+            cum += n;
+            // Bucket i holds latencies below 2^i µs.
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cum}", (1u64 << i) as f64 / 1e6);
+        }
+        cum += self.take_latency_us[LATENCY_BUCKETS - 1];
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}");
+        let _ = writeln!(out, "{name}_sum {}", self.take_latency_sum_us as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {cum}");
+    }
+
     /// Upper bound (µs, exclusive) of the bucket holding quantile `q` of the
     /// takes; `None` when no take was timed.
     pub fn take_latency_quantile_us(&self, q: f64) -> Option<u64> {
@@ -900,7 +948,9 @@ impl ServiceThread {
                     }
                     Err(e) => self.failed(kind, e),
                 };
-                stats.take_latency_us[latency_bucket(t0.elapsed())].fetch_add(1, Ordering::Relaxed);
+                let took = t0.elapsed();
+                stats.take_latency_us[latency_bucket(took)].fetch_add(1, Ordering::Relaxed);
+                stats.take_latency_sum_us.fetch_add(took.as_micros().min(u64::MAX as u128) as u64, Ordering::Relaxed);
                 o
             }
             Op::Put { kind, id, value, ttl } => {
@@ -1094,6 +1144,30 @@ mod tests {
         assert_eq!(s.take_latency_quantile_us(0.5), Some(128));
         assert_eq!(s.take_latency_quantile_us(0.99), Some(128));
         assert_eq!(s.take_latency_quantile_us(1.0), Some(1024));
+    }
+
+    #[test]
+    fn prometheus_text_has_counters_up_and_a_cumulative_histogram() {
+        let mut s = RepositoryStatsSnapshot { takes: 3, taken: 2, missing: 1, up: true, ..Default::default() };
+        s.take_latency_us[0] = 1; // 0 µs
+        s.take_latency_us[7] = 2; // [64, 128) µs
+        s.take_latency_sum_us = 200;
+        let mut out = String::new();
+        s.write_prometheus(&mut out);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.contains(&"baton_repository_takes_total 3"), "{out}");
+        assert!(lines.contains(&"baton_repository_taken_total 2"));
+        assert!(lines.contains(&"baton_repository_missing_total 1"));
+        assert!(lines.contains(&"baton_repository_queue_full_total 0"));
+        assert!(lines.contains(&"baton_repository_up 1"));
+        assert!(lines.contains(&"# TYPE baton_repository_take_seconds histogram"));
+        assert!(lines.contains(&"baton_repository_take_seconds_bucket{le=\"0.000001\"} 1"), "{out}");
+        assert!(lines.contains(&"baton_repository_take_seconds_bucket{le=\"0.000064\"} 1"), "{out}");
+        assert!(lines.contains(&"baton_repository_take_seconds_bucket{le=\"0.000128\"} 3"), "{out}");
+        assert!(lines.contains(&"baton_repository_take_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(lines.contains(&"baton_repository_take_seconds_sum 0.0002"), "{out}");
+        assert!(lines.contains(&"baton_repository_take_seconds_count 3"));
+        assert_eq!(out.matches("# TYPE").count(), 13);
     }
 
     #[test]
