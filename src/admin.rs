@@ -133,9 +133,9 @@ fn host_drain(fleet: Option<&crate::worker::fleet::Fleet>, on: bool) -> (&'stati
 pub fn render_fleet(f: Option<&crate::worker::fleet::Fleet>) -> String {
     let Some(f) = f else { return String::new() };
     format!(
-        "# HELP baton_host_draining 1 while this host is drained into the fleet repository.\n# TYPE baton_host_draining gauge\nbaton_host_draining {}\n# HELP baton_repository_up 1 while the fleet repository answers.\n# TYPE baton_repository_up gauge\nbaton_repository_up {}\n",
+        "# HELP baton_host_draining 1 while this host is drained into the fleet repository.\n# TYPE baton_host_draining gauge\nbaton_host_draining {}\n{}",
         f.is_draining() as u8,
-        f.is_up() as u8
+        f.metrics()
     )
 }
 

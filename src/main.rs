@@ -163,5 +163,26 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     );
     let _ = writeln!(out, "  backend  proxy protocol {}, connect timeout {} ms", cfg.backend.proxy_protocol, cfg.backend.connect_timeout_ms);
     let _ = writeln!(out, "  admin    {}", cfg.admin.listen.as_deref().unwrap_or("off"));
+    match (&cfg.repository, &cfg.fleet) {
+        (Some(r), Some(f)) => {
+            let keys = f.load_keys().map_err(|e| e.to_string())?;
+            let _ = writeln!(
+                out,
+                "  fleet    repository {} user {:?} frontend {:?} (budget {} ms), host {} of {}, key id {:08x}{}, connections wait {} s",
+                r.target(),
+                r.username,
+                r.frontend,
+                r.timeout_ms,
+                f.host_index,
+                f.hosts,
+                keys[0].0,
+                if keys.len() > 1 { " + previous" } else { "" },
+                f.conn_ttl_s
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "  fleet    off (no [repository]/[fleet])");
+        }
+    }
     Ok(())
 }

@@ -44,6 +44,30 @@ pub trait RepositorySink: Send + Sync {
     fn is_up(&self) -> bool {
         true
     }
+    /// Prometheus text about the repository (its client's counters).
+    fn metrics(&self) -> String {
+        String::new()
+    }
+}
+
+/// The Redis repository service as the workers' sink.
+pub struct RedisSink {
+    pub handle: crate::session::repository::RepositoryHandle,
+    pub stats: std::sync::Arc<crate::session::repository::RepositoryStats>,
+}
+
+impl RepositorySink for RedisSink {
+    fn submit(&self, req: Request) -> Result<(), Request> {
+        self.handle.submit(req)
+    }
+    fn is_up(&self) -> bool {
+        self.stats.up.load(Ordering::Relaxed)
+    }
+    fn metrics(&self) -> String {
+        let mut s = String::new();
+        self.stats.snapshot().write_prometheus(&mut s);
+        s
+    }
 }
 
 /// Fleet settings the workers use.
@@ -100,6 +124,10 @@ impl Fleet {
 
     pub fn is_up(&self) -> bool {
         self.repo.is_up()
+    }
+
+    pub fn metrics(&self) -> String {
+        self.repo.metrics()
     }
 
     pub fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {

@@ -311,6 +311,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         publish_port_reta(&port, &fabric);
     }
     let clock = Arc::new(MonotonicClock::new());
+    let (repository, fleet) = make_fleet(&cfg, &clock)?;
     {
         // Key rotation on a timer (DESIGN.md, "Sealing").
         let (fabric, stop, clock) = (fabric.clone(), stop.clone(), clock.clone());
@@ -368,6 +369,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let slow = slow.as_ref().map(|s| s.handle());
         let core = cfg.workers.cores.get(id).copied();
         let checkpoint = cfg.session.checkpoint_handshakes;
+        let fleet = fleet.clone();
+        let host_slice = cfg.fleet.as_ref().map(|f| (f.host_index, f.hosts));
         let t = std::thread::Builder::new()
             .name(format!("baton-worker-{id}"))
             .spawn(move || {
@@ -385,6 +388,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 }
                 w.attach_fabric(fabric);
                 w.set_checkpoint_handshakes(checkpoint);
+                if let Some(f) = fleet {
+                    w.attach_fleet(f);
+                }
+                if let Some((index, hosts)) = host_slice {
+                    w.set_host_slice(index, hosts);
+                }
                 // A panic must not cross into C or take the process down
                 // with ports half-configured: catch it, log it, stop.
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -406,7 +415,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let port = Arc::new(std::sync::Mutex::new(port));
     if let Some(addr) = &cfg.admin.listen {
         let hook = reta_hook(Arc::downgrade(&port), fabric.clone(), n);
-        crate::admin::start(addr, snapshots.clone(), fabric.clone(), None, Some(hook)).map_err(|e| format!("admin.listen: {addr}: {e}"))?;
+        crate::admin::start(addr, snapshots.clone(), fabric.clone(), fleet.clone(), Some(hook)).map_err(|e| format!("admin.listen: {addr}: {e}"))?;
     }
     log::info!("baton running: {}:{} → {} backend(s), {n} worker(s)", cfg.listen.address, cfg.listen.port, cfg.backend.servers.len());
     for t in threads {
@@ -434,6 +443,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         }
     }
     drop(slow);
+    drop(repository);
     let mut port = {
         let mut p = port;
         loop {
@@ -504,6 +514,49 @@ pub fn apply_reta(port: &mut crate::dpdk::Port, fabric: &super::handoff::Fabric,
         log::warn!("rss: not every worker acted on RETA generation {gen} within {wait:?}; applying it anyway");
     }
     port.rss_reta_update(&table).map_err(|e| e.to_string())
+}
+
+/// The fleet (issue 4): the Redis repository's service threads and what
+/// the workers share for it. None without `[repository]` / `[fleet]`.
+/// A wrong password or a bad key file stops baton here, naming the key.
+#[allow(clippy::type_complexity)]
+fn make_fleet(
+    cfg: &Config,
+    clock: &MonotonicClock,
+) -> Result<(Option<crate::session::repository::Repository>, Option<Arc<super::fleet::Fleet>>), String> {
+    use crate::entropy::Entropy;
+    let (Some(rc), Some(fc)) = (&cfg.repository, &cfg.fleet) else { return Ok((None, None)) };
+    let keys = fc.load_keys().map_err(|e| e.to_string())?;
+    let now = clock.now();
+    // The previous key first, then the current one on top of it.
+    let mut ring = crate::session::seal::KeyRing::new(keys.last().map(|k| k.0).unwrap_or(1), &keys[keys.len() - 1].1, now);
+    if keys.len() == 2 {
+        ring.rotate(keys[0].0, &keys[0].1, now).map_err(|e| format!("fleet.key_file: {e}"))?;
+    }
+    let repo = crate::session::repository::Repository::start(rc).map_err(|e| format!("repository: {e}"))?;
+    let sink = super::fleet::RedisSink { handle: repo.handle(), stats: repo.stats() };
+    let mut rng = crate::entropy::OsEntropy::new();
+    let params = super::fleet::FleetParams {
+        conn_ttl: crate::time::Duration::from_secs(fc.conn_ttl_s),
+        lookups_per_s: fc.lookups_per_s,
+        ..Default::default()
+    };
+    // Host and boot ids name this process's sealers fleet-wide (with the
+    // worker id): random, so a restarted host never reuses a subkey.
+    let fleet = Arc::new(super::fleet::Fleet::new(Box::new(sink), ring, rng.u32(), rng.u64(), params));
+    let unix_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
+    fleet.set_wall_offset(unix_us - now.micros() as i64);
+    log::info!(
+        "fleet: repository {} as user {:?}, frontend {:?}, host {} of {}, fleet key id {:08x}{}",
+        rc.target(),
+        rc.username,
+        rc.frontend,
+        fc.host_index,
+        fc.hosts,
+        keys[0].0,
+        if keys.len() == 2 { format!(" (previous {:08x} still opens)", keys[1].0) } else { String::new() }
+    );
+    Ok((Some(repo), Some(fleet)))
 }
 
 /// The admin's RETA trigger: a table of the port's size spread round robin
