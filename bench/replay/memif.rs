@@ -27,6 +27,10 @@ pub struct MemifOpts {
     pub worker_core: i64,
     pub engine_core: i64,
     pub extra_vdev: String,
+    /// baton's `workers.slow_path_threads` (0: handshake crypto inline).
+    pub slow_path_threads: usize,
+    /// CPU list every baton thread is moved to after start ("" = leave).
+    pub baton_cores: String,
 }
 
 pub struct Memif {
@@ -43,6 +47,8 @@ pub struct Memif {
     dir: std::path::PathBuf,
     worker_core: i64,
     engine_core: i64,
+    baton_cores: String,
+    slow: usize,
     m0: HashMap<String, f64>,
     /// Frames the ring did not take and were dropped (queue over 8192).
     pub tx_dropped: u64,
@@ -83,7 +89,7 @@ fn metrics(addr: &str) -> Result<HashMap<String, f64>, String> {
             continue;
         }
         let Some((k, v)) = l.rsplit_once(' ') else { continue };
-        let name = k.split('{').next().unwrap_or(k).to_string();
+        let name = if k.starts_with("baton_loop_iteration_microseconds_bucket") { k.to_string() } else { k.split('{').next().unwrap_or(k).to_string() };
         if let Ok(v) = v.parse::<f64>() {
             *m.entry(name).or_default() += v;
         }
@@ -123,10 +129,11 @@ impl Memif {
              [listen]\naddress = \"198.18.0.2\"\nprefix_len = 24\n\
              [tls]\ncert = \"{}\"\nkey = \"{}\"\nalpn = [\"http/1.1\"]\n\
              [backend]\nservers = [\"198.18.0.1:{BACKEND_PORT}\"]\nproxy_protocol = \"v2\"\n\
-             [workers]\ncount = 1\ncores = {cores}\nmax_connections = 65536\nslow_path_threads = 1\n\
+             [workers]\ncount = 1\ncores = {cores}\nmax_connections = 65536\nslow_path_threads = {}\n\
              [admin]\nlisten = \"{admin}\"\n",
             g.cert.display(),
-            g.key.display()
+            g.key.display(),
+            o.slow_path_threads
         );
         let cfg_path = dir.join("baton.toml");
         std::fs::write(&cfg_path, cfg).map_err(|e| e.to_string())?;
@@ -146,6 +153,21 @@ impl Memif {
             let _ = c.kill();
             let _ = c.wait();
             return Err(format!("{e}\n{}", tail(dir)));
+        }
+        // `baton run` pins its worker (workers.cores) but its EAL main lcore
+        // is core 0, and threads it starts there (slow path, admin, key
+        // rotation) inherit that: move every baton thread onto baton's own
+        // core(s), so the engine has core 0 to itself.
+        if !o.baton_cores.is_empty() {
+            if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+                for e in rd.flatten() {
+                    let _ = Command::new("taskset")
+                        .args(["-pc", &o.baton_cores, &e.file_name().to_string_lossy()])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
         }
         let eopts = EalOptions {
             cores: vec![o.engine_core.max(0) as usize],
@@ -174,6 +196,8 @@ impl Memif {
             dir: dir.to_path_buf(),
             worker_core: o.worker_core,
             engine_core: o.engine_core,
+            baton_cores: o.baton_cores.clone(),
+            slow: o.slow_path_threads,
             m0: HashMap::new(),
             tx_dropped: 0,
         };
@@ -262,8 +286,8 @@ impl Drop for Memif {
 impl Target for Memif {
     fn describe(&self) -> String {
         format!(
-            "net_memif: `baton run` pid {} (1 worker pinned to core {}, slow path on, admin {}), replayer DPDK process on core {}",
-            self.pid, self.worker_core, self.admin, self.engine_core
+            "net_memif: `baton run` pid {} (1 worker pinned to core {}, {} slow-path thread(s), admin {}; all baton threads on cpus {}), replayer DPDK process on core {}",
+            self.pid, self.worker_core, self.slow, self.admin, if self.baton_cores.is_empty() { "as started" } else { &self.baton_cores }, self.engine_core
         )
     }
     fn begin(&mut self) {
@@ -320,6 +344,13 @@ impl Target for Memif {
     fn baton_threads(&self) -> Vec<(String, f64)> {
         tasks_cpu(self.pid)
     }
+    fn worker_wait(&self) -> f64 {
+        let Ok(rd) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else { return 0.0 };
+        rd.flatten()
+            .filter(|e| std::fs::read_to_string(e.path().join("comm")).map(|c| c.starts_with("baton-worker")).unwrap_or(false))
+            .map(|e| sched_wait(&e.path().to_string_lossy()))
+            .sum()
+    }
     fn engine_cpu(&self) -> f64 {
         tasks_cpu(std::process::id() as i32).iter().map(|(_, v)| v).sum()
     }
@@ -349,6 +380,20 @@ impl Target for Memif {
             c2b: d("baton_bytes_client_to_backend_total"),
             b2c: d("baton_bytes_backend_to_client_total"),
             drops: d("baton_drops_total"),
+            busy_est: {
+                // cumulative `le` buckets of worker 0 → per-bucket counts
+                let mut cum = Vec::new();
+                for b in 0..40u32 {
+                    let k = format!("baton_loop_iteration_microseconds_bucket{{worker=\"0\",le=\"{}\"}}", (1u64 << b) - 1);
+                    if !m1.contains_key(&k) {
+                        break;
+                    }
+                    cum.push(d(&k));
+                }
+                cum.push(d("baton_loop_iteration_microseconds_count"));
+                let per: Vec<u64> = cum.iter().enumerate().map(|(i, &c)| c.saturating_sub(if i == 0 { 0 } else { cum[i - 1] })).collect();
+                busy_from_buckets(&per)
+            },
         }
     }
 }

@@ -624,6 +624,14 @@ fn stat_cpu(s: &str) -> f64 {
     let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
     (t(11) + t(12)) / 100.0
 }
+/// Run-queue wait (seconds) of one task: /proc/.../schedstat, second field.
+fn sched_wait(task_dir: &str) -> f64 {
+    std::fs::read_to_string(format!("{task_dir}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1e9
+}
 fn own_tid() -> i32 {
     std::fs::read_to_string("/proc/thread-self/stat")
         .ok()
@@ -670,6 +678,14 @@ struct Counts {
     c2b: u64,
     b2c: u64,
     drops: u64,
+    /// The worker loop's busy time, estimated from its iteration histogram
+    /// (each bucket [2^(b-1), 2^b) µs counted at 3/4 of its top), seconds.
+    busy_est: f64,
+}
+
+/// Busy seconds from per-bucket iteration counts (bucket b: < 2^b µs).
+fn busy_from_buckets(n: &[u64]) -> f64 {
+    n.iter().enumerate().map(|(b, &k)| k as f64 * if b == 0 { 0.5 } else { 0.75 * (1u64 << b) as f64 }).sum::<f64>() / 1e6
 }
 
 /// The baton a phase runs against, and the wire to it.
@@ -688,6 +704,9 @@ trait Target {
     fn baton_cpu(&self) -> f64;
     /// baton's CPU seconds per thread name so far.
     fn baton_threads(&self) -> Vec<(String, f64)>;
+    /// Seconds baton's worker thread(s) sat runnable on a run queue (the
+    /// core was busy with someone else) so far.
+    fn worker_wait(&self) -> f64;
     /// The client engine's CPU seconds so far.
     fn engine_cpu(&self) -> f64;
     /// Resident memory (KiB) to charge idle connections to.
@@ -774,6 +793,9 @@ impl Target for InProc {
     fn baton_threads(&self) -> Vec<(String, f64)> {
         vec![("baton-worker-0".into(), self.baton_cpu())]
     }
+    fn worker_wait(&self) -> f64 {
+        self.run.as_ref().map(|r| sched_wait(&format!("/proc/self/task/{}", r.tid))).unwrap_or(0.0)
+    }
     fn engine_cpu(&self) -> f64 {
         thread_cpu(own_tid())
     }
@@ -798,6 +820,7 @@ impl Target for InProc {
             c2b: st.bytes_client_to_backend,
             b2c: st.bytes_backend_to_client,
             drops,
+            busy_est: busy_from_buckets(&t.iterations),
         }
     }
 }
@@ -812,6 +835,11 @@ struct PhaseResult {
     threads: Vec<(String, f64)>,
     counts: Counts,
     idle_rss_per_conn: Option<f64>,
+    /// Run-queue wait of baton's worker and of the engine thread, seconds.
+    worker_wait: f64,
+    engine_wait: f64,
+    /// Wall time in engine rounds that moved no frame (waiting), seconds.
+    engine_idle: f64,
 }
 
 struct Setup {
@@ -886,10 +914,15 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
     let th0 = t.baton_threads();
     let ecpu0 = t.engine_cpu();
     let rss0 = t.rss_kb();
+    let ww0 = t.worker_wait();
+    let me = format!("/proc/self/task/{}", own_tid());
+    let ew0 = sched_wait(&me);
+    let mut engine_idle = 0.0f64;
     let mut idle_rss = None;
     let mut held_since: Option<StdInstant> = None;
     let now_us = |t0: StdInstant| t0.elapsed().as_micros() as u64;
     loop {
+        let round = StdInstant::now();
         let now = now_us(t0);
         let opening = if idle > 0 { next_conn < idle } else { StdInstant::now() < deadline };
         // new connections
@@ -1053,14 +1086,17 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
         }
         if moved == 0 {
             std::thread::yield_now();
+            engine_idle += round.elapsed().as_secs_f64();
         }
     }
     let wall = t0.elapsed().as_secs_f64();
+    let worker_wait = t.worker_wait() - ww0;
+    let engine_wait = sched_wait(&me) - ew0;
     let baton_cpu = t.baton_cpu() - cpu0;
     let threads = thread_delta(&th0, &t.baton_threads());
     let engine_cpu = t.engine_cpu() - ecpu0;
     let counts = t.end();
-    PhaseResult { name, tally, wall, baton_cpu, engine_cpu, threads, counts, idle_rss_per_conn: idle_rss }
+    PhaseResult { name, tally, wall, baton_cpu, engine_cpu, threads, counts, idle_rss_per_conn: idle_rss, worker_wait, engine_wait, engine_idle }
 }
 
 // ---------------------------------------------------------------- main
@@ -1073,7 +1109,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!("usage: bench-replay [--workload F] [--seconds N] [--concurrency C] [--think-scale X] [--idle K]\n\
-                   \x20                   [--worker-core N] [--engine-core N]");
+                   \x20                   [--worker-core N] [--engine-core N]\n\
+                   \x20                   [--memif --baton PATH [--baton-cores LIST] [--slow-path-threads N] [--memif-args K=V,..]]");
         std::process::exit(2);
     }
     let wl = arg(&args, "--workload", "bench/replay/data/workload.json".to_string());
@@ -1107,6 +1144,8 @@ fn main() {
             worker_core,
             engine_core,
             extra_vdev: arg(&args, "--memif-args", String::new()),
+            slow_path_threads: arg(&args, "--slow-path-threads", 1usize),
+            baton_cores: arg(&args, "--baton-cores", if worker_core >= 0 { worker_core.to_string() } else { String::new() }),
         };
         match memif::Memif::start(&o, &dir, &g) {
             Ok(m) => Box::new(m),
@@ -1197,26 +1236,33 @@ fn main() {
 fn report(rs: &[PhaseResult], c: &ceilings::Ceilings, hz: f64, hz_src: &str, separate: bool) {
     println!();
     println!(
-        "{:<14} {:>6} {:>6} {:>6} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6}  {}",
-        "phase", "conns", "failed", "full", "resumed", "wall s", "baton s", "baton %", "worker %", "engine s", "engine %", "drops", "bound by"
+        "{:<13} {:>6} {:>4} {:>6} {:>7} {:>6} {:>7} {:>6} {:>6} {:>5} {:>5} {:>6} {:>6} {:>5} {:>5} {:>5}  {}",
+        "phase", "conns", "fail", "full", "resumed", "wall s", "baton s", "baton%", "wrkr%", "busy%", "wait%", "eng s", "eng%", "idle%", "wait%", "drops", "bound by"
     );
     for r in rs {
         let worker = r.threads.iter().filter(|(n, _)| n.starts_with("baton-worker")).map(|(_, v)| v).sum::<f64>();
-        let wp = 100.0 * worker / r.wall;
-        let ep = 100.0 * r.engine_cpu / r.wall;
-        // Each side has one busy thread on its own core: the one near
-        // 100% is the bottleneck.
-        let bound = if r.name == "idle" {
+        let pc = |x: f64| 100.0 * x / r.wall;
+        // The worker's loop-busy share of its CPU, and the engine thread's
+        // share of rounds that moved nothing: the side that is busy nearly
+        // all the time it runs is the bottleneck.
+        let _ = worker;
+        let wbusy = (r.counts.busy_est / r.wall).min(1.0);
+        let eidle = (r.engine_idle / r.wall).min(1.0);
+        let mut bound = if r.name == "idle" {
             "-"
-        } else if wp >= 85.0 && wp >= ep {
+        } else if wbusy >= 0.8 {
             "baton worker"
-        } else if ep >= 85.0 {
+        } else if eidle < 0.3 {
             "engine"
         } else {
             "neither (latency)"
-        };
+        }
+        .to_string();
+        if r.name != "idle" && r.worker_wait / r.wall > 0.15 && r.engine_wait / r.wall > 0.15 {
+            bound.push_str("; cores contended");
+        }
         println!(
-            "{:<14} {:>6} {:>6} {:>6} {:>7} {:>7.3} {:>8.3} {:>8.0} {:>8.0} {:>8.3} {:>8.0} {:>6}  {}",
+            "{:<13} {:>6} {:>4} {:>6} {:>7} {:>6.2} {:>7.3} {:>6.0} {:>6.0} {:>5.0} {:>5.0} {:>6.3} {:>6.0} {:>5.0} {:>5.0} {:>5}  {}",
             r.name,
             r.tally.ok,
             r.tally.failed,
@@ -1224,14 +1270,23 @@ fn report(rs: &[PhaseResult], c: &ceilings::Ceilings, hz: f64, hz_src: &str, sep
             r.tally.resumed,
             r.wall,
             r.baton_cpu,
-            100.0 * r.baton_cpu / r.wall,
-            wp,
+            pc(r.baton_cpu),
+            pc(worker),
+            pc(r.counts.busy_est),
+            pc(r.worker_wait),
             r.engine_cpu,
-            ep,
+            pc(r.engine_cpu),
+            100.0 * eidle,
+            pc(r.engine_wait),
             r.counts.drops,
             bound
         );
     }
+    println!(
+        "  baton%: all baton threads' CPU / wall; wrkr%: worker thread; busy%: worker loop busy (from its iteration histogram, +-1/3);\n  \
+         wait%: run-queue wait (the core was given to another process); eng%: the replayer process; idle%: wall time in engine rounds that moved no frame\n  \
+         bound by: the worker loop busy >= 80% of wall, else the engine idle < 30% of wall, else neither"
+    );
     if separate {
         println!("baton CPU by thread (s): ");
         for r in rs {

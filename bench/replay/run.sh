@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE=1 ;;
     --seconds) SECS=$2; shift ;;
     --concurrency|--idle|--think-scale|--workload|--worker-core|--engine-core) EXTRA+=("$1" "$2"); shift ;;
-    --memif-args) EXTRA+=("$1" "$2"); shift ;;
+    --memif-args|--baton-cores|--slow-path-threads) EXTRA+=("$1" "$2"); shift ;;
     *) echo "usage: $0 [--raw|--memif [--profile]] [--seconds N] [--concurrency C] [--idle K] [--think-scale X]"; exit 2 ;;
   esac
   shift
