@@ -35,6 +35,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 cd "$ROOT"
+# SECS may be fractional (the smoke uses 0.3): bash arithmetic is integer.
+TMO=$(awk -v s="$SECS" 'BEGIN { printf "%d", s * 6 + 120 }')
 if [ $MEMIF = 1 ]; then
   [ "$(id -u)" = 0 ] || { echo "replay --memif: needs root (DPDK)"; exit 2; }
   BATON=$(realpath "${BATON:-$CARGO_TARGET_DIR/release/baton}")
@@ -42,11 +44,11 @@ if [ $MEMIF = 1 ]; then
   REPLAY=${REPLAY:-$CARGO_TARGET_DIR/release/examples/bench-replay}
   [ -x "$REPLAY" ] || cargo build --release --example bench-replay || exit 1
   if [ $PROFILE = 0 ]; then
-    exec timeout $((SECS * 6 + 120)) "$REPLAY" --memif --baton "$BATON" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
+    exec timeout "$TMO" "$REPLAY" --memif --baton "$BATON" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
   fi
   command -v perf >/dev/null || { echo "replay --memif --profile: perf not installed"; exit 2; }
   PD=$(mktemp -d /tmp/baton-replay-perf-XXXX)
-  REPLAY_PERF_PHASE="recorded mix" REPLAY_PERF_OUT="$PD/perf.data" timeout $((SECS * 6 + 120)) \
+  REPLAY_PERF_PHASE="recorded mix" REPLAY_PERF_OUT="$PD/perf.data" timeout "$TMO" \
     "$REPLAY" --memif --baton "$BATON" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
   rc=$?
   if [ -s "$PD/perf.data" ]; then
@@ -63,7 +65,7 @@ fi
 if [ $RAW = 0 ]; then
   REPLAY=${REPLAY:-$CARGO_TARGET_DIR/release/examples/bench-replay}
   [ -x "$REPLAY" ] || cargo build --release --example bench-replay || exit 1
-  exec timeout $((SECS * 6 + 120)) "$REPLAY" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
+  exec timeout "$TMO" "$REPLAY" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
 fi
 
 # --- raw
@@ -100,7 +102,7 @@ max_connections = 1024
 listen = "127.0.0.1:$PORT"
 TOML
 metrics() { curl -sf "http://127.0.0.1:$PORT/metrics"; }
-timeout $((SECS + 30)) "$BATON" run --config "$DIR/baton.toml" > "$DIR/baton.log" 2>&1 &
+timeout "$(awk -v s="$SECS" 'BEGIN { printf "%d", s + 30 }')" "$BATON" run --config "$DIR/baton.toml" > "$DIR/baton.log" 2>&1 &
 BP=$!
 for _ in $(seq 1 100); do metrics >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 0.5
