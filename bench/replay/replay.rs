@@ -318,7 +318,8 @@ struct ClientApp {
     sent: usize,
     got: Vec<u8>,
     out: Vec<u8>,
-    started: StdInstant,
+    /// Phase time (µs) the connection was opened.
+    started_us: u64,
     error: Option<String>,
     resumed: bool,
     plain_bytes: u64,
@@ -349,20 +350,24 @@ impl Tally {
 impl ClientApp {
     /// One step; true when finished (ok or failed).
     /// With `hold`, the connection stays open after its first exchange.
-    fn step(&mut self, host: &mut Host, w: &[Conn], now_us: u64, think_scale: f64, hold: bool) -> bool {
+    /// `sc`: scratch buffers (kept by the caller, so no 16 KiB zeroing per
+    /// call: that was a fifth of the engine's time).
+    #[allow(clippy::too_many_arguments)]
+    fn step(&mut self, host: &mut Host, w: &[Conn], now_us: u64, think_scale: f64, hold: bool, sc: &mut Scratch) -> bool {
         if self.error.is_some() || self.state == CState::Done {
             return true;
         }
-        if self.started.elapsed() > CONN_TIMEOUT && !(hold && self.ex > 0) {
+        if now_us.saturating_sub(self.started_us) > CONN_TIMEOUT.as_micros() as u64 && !(hold && self.ex > 0) {
             self.error = Some(format!("timed out in state {:?} (exchange {})", self.state, self.ex));
             return true;
         }
         let conn = &w[self.conn_ix];
         let sock = host.sockets.get_mut::<tcp::Socket>(self.sock);
-        let mut buf = [0u8; 16 * 1024];
+        let buf = &mut sc.rx[..];
+        let p = &mut sc.plain[..];
         let mut eof = false;
         while sock.can_recv() {
-            let n = sock.recv_slice(&mut buf).unwrap_or(0);
+            let n = sock.recv_slice(buf).unwrap_or(0);
             if n == 0 {
                 break;
             }
@@ -376,9 +381,8 @@ impl ClientApp {
                     self.error = Some(format!("tls: {e}"));
                     return true;
                 }
-                let mut p = [0u8; 16 * 1024];
                 loop {
-                    match self.tls.reader().read(&mut p) {
+                    match self.tls.reader().read(p) {
                         Ok(0) => {
                             eof = true;
                             break;
@@ -508,6 +512,14 @@ impl ClientApp {
 
 // ---------------------------------------------------------------- backend
 
+static FIN_WITH_DATA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Receive scratch shared by every app's step.
+struct Scratch {
+    rx: Vec<u8>,
+    plain: Vec<u8>,
+}
+
 struct BackendApp {
     sock: SocketHandle,
     /// The client port from the PROXY v2 header, once read.
@@ -522,11 +534,11 @@ struct BackendApp {
 
 impl BackendApp {
     /// One step; true when finished.
-    fn step(&mut self, host: &mut Host, w: &[Conn], port_map: &HashMap<u16, usize>, hold: bool) -> bool {
+    fn step(&mut self, host: &mut Host, w: &[Conn], port_map: &HashMap<u16, usize>, hold: bool, sc: &mut Scratch) -> bool {
         let sock = host.sockets.get_mut::<tcp::Socket>(self.sock);
-        let mut buf = [0u8; 16 * 1024];
+        let buf = &mut sc.rx[..];
         while sock.can_recv() {
-            let n = sock.recv_slice(&mut buf).unwrap_or(0);
+            let n = sock.recv_slice(buf).unwrap_or(0);
             if n == 0 {
                 break;
             }
@@ -590,7 +602,7 @@ impl BackendApp {
             }
             // BATON_REPLAY_FIN_WITH_DATA=1: FIN may ride on the last data
             // segment (see the report: baton then loses the data).
-            let drained = sock.send_queue() == 0 || std::env::var_os("BATON_REPLAY_FIN_WITH_DATA").is_some();
+            let drained = sock.send_queue() == 0 || *FIN_WITH_DATA.get_or_init(|| std::env::var_os("BATON_REPLAY_FIN_WITH_DATA").is_some());
             if (conn.backend_closes || !sock.may_recv()) && !self.closed && !hold && drained {
                 sock.close();
                 self.closed = true;
@@ -918,6 +930,8 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
     let me = format!("/proc/self/task/{}", own_tid());
     let ew0 = sched_wait(&me);
     let mut engine_idle = 0.0f64;
+    let mut sc = Scratch { rx: vec![0; 16 * 1024], plain: vec![0; 16 * 1024] };
+    let debug = std::env::var_os("REPLAY_DEBUG").is_some();
     let mut idle_rss = None;
     let mut held_since: Option<StdInstant> = None;
     let now_us = |t0: StdInstant| t0.elapsed().as_micros() as u64;
@@ -956,7 +970,7 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
                 sent: 0,
                 got: Vec::new(),
                 out: Vec::new(),
-                started: StdInstant::now(),
+                started_us: now,
                 error: None,
                 resumed: false,
                 plain_bytes: 0,
@@ -997,7 +1011,7 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
         // applications
         let mut i = 0;
         while i < apps.len() {
-            if apps[i].step(&mut client, w, now, s.think_scale, idle > 0) && held_since.is_none() {
+            if apps[i].step(&mut client, w, now, s.think_scale, idle > 0, &mut sc) && held_since.is_none() {
                 let a = apps.swap_remove(i);
                 if let Some(e) = a.error {
                     tally.fail(format!("connection {} ({}): {e}", a.conn_ix, if a.want_resumed { "resumed" } else { "full" }));
@@ -1020,9 +1034,9 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
         }
         let mut i = 0;
         while i < bapps.len() {
-            if bapps[i].step(&mut backend, w, &port_map, idle > 0) {
+            if bapps[i].step(&mut backend, w, &port_map, idle > 0, &mut sc) {
                 let b = bapps.swap_remove(i);
-                if std::env::var_os("REPLAY_DEBUG").is_some() {
+                if debug {
                     eprintln!("backend done: port {:?} conn {} ex {} closed {} err {:?} inbuf {}", b.client_port, b.conn_ix, b.ex, b.closed, b.error, b.inbuf.len());
                 }
                 if let Some(e) = b.error {
@@ -1172,13 +1186,15 @@ fn main() {
         w.iter().map(|c| c.exchanges.len()).sum::<usize>()
     );
     // REPLAY_PERF_PHASE=<phase> REPLAY_PERF_OUT=<file> (net_memif only):
-    // `perf record -g` on baton's process for exactly that phase.
+    // `perf record --call-graph dwarf` on baton's process for that phase.
     let perf_phase = std::env::var("REPLAY_PERF_PHASE").ok();
     let perf_out = std::env::var("REPLAY_PERF_OUT").unwrap_or_else(|_| "perf.data".into());
+    // frame pointers are not kept in baton's release build: dwarf unwinding
+    let perf_cg = std::env::var("REPLAY_PERF_CALLGRAPH").unwrap_or_else(|_| "dwarf".into());
     let run = |name: &'static str, force: Force, secs: f64, idle: usize, t: &mut dyn Target, pid: Option<i32>| {
         let perf = match (&perf_phase, pid) {
             (Some(p), Some(pid)) if p == name => Command::new("perf")
-                .args(["record", "-g", "-F", "999", "-o", &perf_out, "-p", &pid.to_string()])
+                .args(["record", "--call-graph", &perf_cg, "-F", "999", "-o", &perf_out, "-p", &pid.to_string()])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
