@@ -10,7 +10,7 @@
 #       replayer is a second DPDK process (net_memif client) on core 0. CPU
 #       is per process (all of baton's threads). --profile: `perf record -g`
 #       on baton's process during the recorded-mix phase, then the top of
-#       `perf report` (bench/replay/PROFILE.md).
+#       bench/replay/perf_summary.py over it (bench/replay/PROFILE.md).
 #   bench/replay/run.sh --raw [--seconds N]
 #       Frames that need no client answer (SYN flood, malformed and hostile
 #       frames, ARP, ICMP; bench/replay/gen_raw.py) replayed at full rate
@@ -52,10 +52,8 @@ if [ $MEMIF = 1 ]; then
     "$REPLAY" --memif --baton "$BATON" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
   rc=$?
   if [ -s "$PD/perf.data" ]; then
-    echo; echo "== perf (baton process, recorded-mix phase): self, top 20"
-    perf report -i "$PD/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -20
-    echo; echo "== perf: inclusive (children), top 25"
-    perf report -i "$PD/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -25
+    echo; echo "== perf (baton process, recorded-mix phase; bench/replay/perf_summary.py)"
+    perf script -i "$PD/perf.data" -F comm,tid,ip,sym --inline 2>/dev/null | python3 bench/replay/perf_summary.py 15
     echo "(perf.data kept in $PD)"
   else
     echo "replay --memif --profile: no perf data (perf record failed?)"; rm -rf "$PD"
