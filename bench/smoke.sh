@@ -25,6 +25,9 @@ echo "== bench smoke: replay (recorded workload, in-process, 0.3 s per phase)"
 cargo build --release --locked --example bench-replay || exit 1
 timeout 120 bench/replay/run.sh --seconds 0.3 --idle 50 || { echo "bench smoke: replay FAILED"; rc=1; }
 
+echo "== bench smoke: replay --memif (baton run and the replayer as two DPDK processes over net_memif, 0.3 s per phase)"
+timeout 120 bench/replay/run.sh --memif --seconds 0.3 --idle 50 || { echo "bench smoke: replay --memif FAILED"; rc=1; }
+
 echo "== bench smoke: replay --raw (net_pcap, 1 s) and net_null"
 timeout 120 bench/replay/run.sh --raw --seconds 1 || { echo "bench smoke: replay --raw FAILED"; rc=1; }
 

@@ -25,6 +25,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
@@ -43,6 +44,8 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress as SIp, IpCidr, 
 
 #[path = "../ceilings.rs"]
 mod ceilings;
+#[path = "memif.rs"]
+mod memif;
 
 const BATON_IP: [u8; 4] = [198, 18, 0, 2];
 const CLIENT_IP: [u8; 4] = [198, 18, 0, 10];
@@ -315,7 +318,8 @@ struct ClientApp {
     sent: usize,
     got: Vec<u8>,
     out: Vec<u8>,
-    started: StdInstant,
+    /// Phase time (µs) the connection was opened.
+    started_us: u64,
     error: Option<String>,
     resumed: bool,
     plain_bytes: u64,
@@ -346,20 +350,24 @@ impl Tally {
 impl ClientApp {
     /// One step; true when finished (ok or failed).
     /// With `hold`, the connection stays open after its first exchange.
-    fn step(&mut self, host: &mut Host, w: &[Conn], now_us: u64, think_scale: f64, hold: bool) -> bool {
+    /// `sc`: scratch buffers (kept by the caller, so no 16 KiB zeroing per
+    /// call: that was a fifth of the engine's time).
+    #[allow(clippy::too_many_arguments)]
+    fn step(&mut self, host: &mut Host, w: &[Conn], now_us: u64, think_scale: f64, hold: bool, sc: &mut Scratch) -> bool {
         if self.error.is_some() || self.state == CState::Done {
             return true;
         }
-        if self.started.elapsed() > CONN_TIMEOUT && !(hold && self.ex > 0) {
+        if now_us.saturating_sub(self.started_us) > CONN_TIMEOUT.as_micros() as u64 && !(hold && self.ex > 0) {
             self.error = Some(format!("timed out in state {:?} (exchange {})", self.state, self.ex));
             return true;
         }
         let conn = &w[self.conn_ix];
         let sock = host.sockets.get_mut::<tcp::Socket>(self.sock);
-        let mut buf = [0u8; 16 * 1024];
+        let buf = &mut sc.rx[..];
+        let p = &mut sc.plain[..];
         let mut eof = false;
         while sock.can_recv() {
-            let n = sock.recv_slice(&mut buf).unwrap_or(0);
+            let n = sock.recv_slice(buf).unwrap_or(0);
             if n == 0 {
                 break;
             }
@@ -373,9 +381,8 @@ impl ClientApp {
                     self.error = Some(format!("tls: {e}"));
                     return true;
                 }
-                let mut p = [0u8; 16 * 1024];
                 loop {
-                    match self.tls.reader().read(&mut p) {
+                    match self.tls.reader().read(p) {
                         Ok(0) => {
                             eof = true;
                             break;
@@ -505,6 +512,14 @@ impl ClientApp {
 
 // ---------------------------------------------------------------- backend
 
+static FIN_WITH_DATA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Receive scratch shared by every app's step.
+struct Scratch {
+    rx: Vec<u8>,
+    plain: Vec<u8>,
+}
+
 struct BackendApp {
     sock: SocketHandle,
     /// The client port from the PROXY v2 header, once read.
@@ -519,11 +534,11 @@ struct BackendApp {
 
 impl BackendApp {
     /// One step; true when finished.
-    fn step(&mut self, host: &mut Host, w: &[Conn], port_map: &HashMap<u16, usize>, hold: bool) -> bool {
+    fn step(&mut self, host: &mut Host, w: &[Conn], port_map: &HashMap<u16, usize>, hold: bool, sc: &mut Scratch) -> bool {
         let sock = host.sockets.get_mut::<tcp::Socket>(self.sock);
-        let mut buf = [0u8; 16 * 1024];
+        let buf = &mut sc.rx[..];
         while sock.can_recv() {
-            let n = sock.recv_slice(&mut buf).unwrap_or(0);
+            let n = sock.recv_slice(buf).unwrap_or(0);
             if n == 0 {
                 break;
             }
@@ -587,7 +602,7 @@ impl BackendApp {
             }
             // BATON_REPLAY_FIN_WITH_DATA=1: FIN may ride on the last data
             // segment (see the report: baton then loses the data).
-            let drained = sock.send_queue() == 0 || std::env::var_os("BATON_REPLAY_FIN_WITH_DATA").is_some();
+            let drained = sock.send_queue() == 0 || *FIN_WITH_DATA.get_or_init(|| std::env::var_os("BATON_REPLAY_FIN_WITH_DATA").is_some());
             if (conn.backend_closes || !sock.may_recv()) && !self.closed && !hold && drained {
                 sock.close();
                 self.closed = true;
@@ -620,6 +635,14 @@ fn stat_cpu(s: &str) -> f64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
     (t(11) + t(12)) / 100.0
+}
+/// Run-queue wait (seconds) of one task: /proc/.../schedstat, second field.
+fn sched_wait(task_dir: &str) -> f64 {
+    std::fs::read_to_string(format!("{task_dir}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1e9
 }
 fn own_tid() -> i32 {
     std::fs::read_to_string("/proc/thread-self/stat")
@@ -656,26 +679,188 @@ enum Force {
     AsRecorded,
 }
 
+/// What baton counted in one phase (worker stats in-process, admin
+/// endpoint deltas over net_memif).
+#[derive(Default, Debug, Clone)]
+struct Counts {
+    rx_frames: u64,
+    tx_frames: u64,
+    handshakes: u64,
+    resumed: u64,
+    c2b: u64,
+    b2c: u64,
+    drops: u64,
+    /// The worker loop's busy time, estimated from its iteration histogram
+    /// (each bucket [2^(b-1), 2^b) µs counted at 3/4 of its top), seconds.
+    busy_est: f64,
+}
+
+/// Busy seconds from per-bucket iteration counts (bucket b: < 2^b µs).
+fn busy_from_buckets(n: &[u64]) -> f64 {
+    n.iter().enumerate().map(|(b, &k)| k as f64 * if b == 0 { 0.5 } else { 0.75 * (1u64 << b) as f64 }).sum::<f64>() / 1e6
+}
+
+/// The baton a phase runs against, and the wire to it.
+trait Target {
+    /// One line for the header.
+    fn describe(&self) -> String;
+    /// Called before a phase's first frame.
+    fn begin(&mut self);
+    /// Hands every frame from baton to `f`; how many.
+    fn recv(&mut self, f: &mut dyn FnMut(Vec<u8>)) -> usize;
+    /// Queues one frame for baton.
+    fn send(&mut self, frame: Vec<u8>);
+    /// Pushes queued frames out.
+    fn flush(&mut self) {}
+    /// baton's CPU seconds so far (what its figures divide by).
+    fn baton_cpu(&self) -> f64;
+    /// baton's CPU seconds per thread name so far.
+    fn baton_threads(&self) -> Vec<(String, f64)>;
+    /// Seconds baton's worker thread(s) sat runnable on a run queue (the
+    /// core was busy with someone else) so far.
+    fn worker_wait(&self) -> f64;
+    /// The client engine's CPU seconds so far.
+    fn engine_cpu(&self) -> f64;
+    /// Resident memory (KiB) to charge idle connections to.
+    fn rss_kb(&self) -> u64;
+    /// Ends the phase: baton's counts for it.
+    fn end(&mut self) -> Counts;
+    /// baton's process id when it is a process of its own.
+    fn pid(&self) -> Option<i32> {
+        None
+    }
+    /// Stops baton after the last phase: its stop log lines, or why it did
+    /// not stop cleanly.
+    fn stop(&mut self) -> Result<String, String> {
+        Ok(String::new())
+    }
+}
+
+/// In-process: a fresh `Worker` per phase on its own thread behind a frame
+/// pipe; the phases share one session/ticket `Fabric`.
+struct InProc {
+    tls: Arc<baton::tls::ServerConfig>,
+    worker_core: Option<usize>,
+    fabric: Arc<baton::worker::handoff::Fabric>,
+    run: Option<InProcRun>,
+}
+struct InProcRun {
+    to_worker: Sender<Vec<u8>>,
+    from_worker: Receiver<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+    tid: i32,
+    handle: std::thread::JoinHandle<(LoopTotals, baton::worker::stats::WorkerStats, u64)>,
+}
+
+impl Target for InProc {
+    fn describe(&self) -> String {
+        format!("in-process (Worker on core {:?} over a frame pipe)", self.worker_core)
+    }
+    fn begin(&mut self) {
+        let (to_worker, worker_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+        let (worker_tx, from_worker) = crossbeam_channel::unbounded::<Vec<u8>>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tid_tx, tid_rx) = crossbeam_channel::bounded::<i32>(1);
+        let tls = self.tls.clone();
+        let fab = self.fabric.clone();
+        let core = self.worker_core;
+        let stop2 = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("baton-worker-0".into())
+            .spawn(move || {
+                if let Some(c) = core {
+                    core_affinity::set_for_current(core_affinity::CoreId { id: c });
+                }
+                let _ = tid_tx.send(own_tid());
+                let mut wk = Worker::new(params(), tls, Arc::new(ArpCache::new(1024)), Box::new(baton::entropy::OsEntropy::new()));
+                wk.attach_fabric(fab);
+                let mut io = ChanIo { rx: worker_rx, tx: worker_tx };
+                let clock = MonotonicClock::new();
+                let lc = LoopConfig { idle_polls_before_sleep: 256, idle_sleep_us: 20, idle_spin_us: 200, drain_timeout_ms: 2000 };
+                let totals = poll_loop(&mut wk, &mut io, &clock, &stop2, lc);
+                let drops: u64 = wk.stack().drops.iter().map(|(_, v)| v).sum();
+                (totals, wk.stats, drops)
+            })
+            .expect("worker thread");
+        let tid = tid_rx.recv().unwrap_or(0);
+        self.run = Some(InProcRun { to_worker, from_worker, stop, tid, handle });
+    }
+    fn recv(&mut self, f: &mut dyn FnMut(Vec<u8>)) -> usize {
+        let Some(r) = &self.run else { return 0 };
+        let mut n = 0;
+        while let Ok(fr) = r.from_worker.try_recv() {
+            f(fr);
+            n += 1;
+        }
+        n
+    }
+    fn send(&mut self, frame: Vec<u8>) {
+        if let Some(r) = &self.run {
+            let _ = r.to_worker.send(frame);
+        }
+    }
+    fn baton_cpu(&self) -> f64 {
+        self.run.as_ref().map(|r| thread_cpu(r.tid)).unwrap_or(0.0)
+    }
+    fn baton_threads(&self) -> Vec<(String, f64)> {
+        vec![("baton-worker-0".into(), self.baton_cpu())]
+    }
+    fn worker_wait(&self) -> f64 {
+        self.run.as_ref().map(|r| sched_wait(&format!("/proc/self/task/{}", r.tid))).unwrap_or(0.0)
+    }
+    fn engine_cpu(&self) -> f64 {
+        thread_cpu(own_tid())
+    }
+    fn rss_kb(&self) -> u64 {
+        rss_kb()
+    }
+    fn end(&mut self) -> Counts {
+        let Some(r) = self.run.take() else { return Counts::default() };
+        r.stop.store(true, Ordering::Relaxed);
+        // Let the stop drain run: keep taking frames until the worker is gone.
+        let dl = StdInstant::now() + StdDuration::from_secs(3);
+        while !r.handle.is_finished() && StdInstant::now() < dl {
+            while r.from_worker.try_recv().is_ok() {}
+            std::thread::sleep(StdDuration::from_millis(1));
+        }
+        let (t, st, drops) = r.handle.join().unwrap_or_default();
+        Counts {
+            rx_frames: t.rx_frames,
+            tx_frames: t.tx_frames,
+            handshakes: st.handshakes_completed,
+            resumed: st.handshakes_resumed,
+            c2b: st.bytes_client_to_backend,
+            b2c: st.bytes_backend_to_client,
+            drops,
+            busy_est: busy_from_buckets(&t.iterations),
+        }
+    }
+}
+
 struct PhaseResult {
     name: &'static str,
     tally: Tally,
     wall: f64,
     baton_cpu: f64,
     engine_cpu: f64,
-    totals: LoopTotals,
-    stats: baton::worker::stats::WorkerStats,
-    drops: u64,
+    /// baton's CPU seconds in the phase per thread name (largest first).
+    threads: Vec<(String, f64)>,
+    counts: Counts,
     idle_rss_per_conn: Option<f64>,
+    /// Run-queue wait of baton's worker and of the engine thread, seconds.
+    worker_wait: f64,
+    engine_wait: f64,
+    /// Wall time in engine rounds that moved no frame (waiting), seconds.
+    engine_idle: f64,
 }
 
 struct Setup {
-    tls: Arc<baton::tls::ServerConfig>,
     full_cfg: Arc<rustls::ClientConfig>,
     res_cfg: Arc<rustls::ClientConfig>,
-    worker_core: Option<usize>,
     think_scale: f64,
-    /// One session/ticket table for every phase, so tickets stay valid.
-    fabric: Arc<baton::worker::handoff::Fabric>,
+    /// The next client port; kept across phases so a baton that lives
+    /// through them (net_memif) never sees a 4-tuple twice.
+    next_port: std::cell::Cell<u16>,
 }
 
 fn params() -> WorkerParams {
@@ -708,35 +893,24 @@ fn fabric() -> Arc<baton::worker::handoff::Fabric> {
     Arc::new(baton::worker::handoff::Fabric::new(1, 4096, table, tickets, keys, 1, 1))
 }
 
+fn thread_delta(a: &[(String, f64)], b: &[(String, f64)]) -> Vec<(String, f64)> {
+    let mut m: HashMap<String, f64> = HashMap::new();
+    for (k, v) in b {
+        *m.entry(k.clone()).or_default() += v;
+    }
+    for (k, v) in a {
+        *m.entry(k.clone()).or_default() -= v;
+    }
+    let mut out: Vec<(String, f64)> = m.into_iter().filter(|(_, v)| *v > 0.0).collect();
+    out.sort_by(|x, y| y.1.partial_cmp(&x.1).unwrap_or(std::cmp::Ordering::Equal));
+    out
+}
+
 /// Runs `w` (repeated) for `seconds` with `conc` connections at once, or
 /// with `idle` > 0: opens that many connections, holds them, measures RSS.
-fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, conc: usize, idle: usize) -> PhaseResult {
-    let (to_worker, worker_rx) = crossbeam_channel::unbounded::<Vec<u8>>();
-    let (worker_tx, from_worker) = crossbeam_channel::unbounded::<Vec<u8>>();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tid_tx, tid_rx) = crossbeam_channel::bounded::<i32>(1);
-    let tls = s.tls.clone();
-    let fab = s.fabric.clone();
-    let core = s.worker_core;
-    let stop2 = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("baton-worker-0".into())
-        .spawn(move || {
-            if let Some(c) = core {
-                core_affinity::set_for_current(core_affinity::CoreId { id: c });
-            }
-            let _ = tid_tx.send(own_tid());
-            let mut wk = Worker::new(params(), tls, Arc::new(ArpCache::new(1024)), Box::new(baton::entropy::OsEntropy::new()));
-            wk.attach_fabric(fab);
-            let mut io = ChanIo { rx: worker_rx, tx: worker_tx };
-            let clock = MonotonicClock::new();
-            let lc = LoopConfig { idle_polls_before_sleep: 256, idle_sleep_us: 20, idle_spin_us: 200, drain_timeout_ms: 2000 };
-            let totals = poll_loop(&mut wk, &mut io, &clock, &stop2, lc);
-            let drops: u64 = wk.stack().drops.iter().map(|(_, v)| v).sum();
-            (totals, wk.stats, drops)
-        })
-        .expect("worker thread");
-    let tid = tid_rx.recv().unwrap_or(0);
+#[allow(clippy::too_many_arguments)]
+fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, conc: usize, idle: usize, t: &mut dyn Target) -> PhaseResult {
+    t.begin();
     let mut client = Host::new(CLIENT_MAC, CLIENT_IP, 11);
     let mut backend = Host::new(BACKEND_MAC, BACKEND_IP, 12);
     let buf = if idle > 0 { 8 * 1024 } else { 64 * 1024 };
@@ -748,14 +922,21 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
     let t0 = StdInstant::now();
     let deadline = t0 + StdDuration::from_secs_f64(seconds);
     let mut next_conn = 0usize;
-    let mut next_port: u16 = 10000;
-    let cpu0 = thread_cpu(tid);
-    let ecpu0 = thread_cpu(own_tid());
-    let rss0 = rss_kb();
+    let cpu0 = t.baton_cpu();
+    let th0 = t.baton_threads();
+    let ecpu0 = t.engine_cpu();
+    let rss0 = t.rss_kb();
+    let ww0 = t.worker_wait();
+    let me = format!("/proc/self/task/{}", own_tid());
+    let ew0 = sched_wait(&me);
+    let mut engine_idle = 0.0f64;
+    let mut sc = Scratch { rx: vec![0; 16 * 1024], plain: vec![0; 16 * 1024] };
+    let debug = std::env::var_os("REPLAY_DEBUG").is_some();
     let mut idle_rss = None;
     let mut held_since: Option<StdInstant> = None;
     let now_us = |t0: StdInstant| t0.elapsed().as_micros() as u64;
     loop {
+        let round = StdInstant::now();
         let now = now_us(t0);
         let opening = if idle > 0 { next_conn < idle } else { StdInstant::now() < deadline };
         // new connections
@@ -770,8 +951,8 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
             let cfg = if want_resumed { s.res_cfg.clone() } else { s.full_cfg.clone() };
             let Ok(tls) = rustls::ClientConnection::new(cfg, "baton.test".try_into().expect("name")) else { break };
             let sock = client.tcp_socket(buf);
-            let port = next_port;
-            next_port = if next_port >= 60000 { 10000 } else { next_port + 1 };
+            let port = s.next_port.get();
+            s.next_port.set(if port >= 60000 { 10000 } else { port + 1 });
             let cx = client.iface.context();
             if client.sockets.get_mut::<tcp::Socket>(sock).connect(cx, (SIp::Ipv4(Ipv4Address::new(BATON_IP[0], BATON_IP[1], BATON_IP[2], BATON_IP[3])), 443), port).is_err() {
                 tally.fail("connect failed".into());
@@ -789,7 +970,7 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
                 sent: 0,
                 got: Vec::new(),
                 out: Vec::new(),
-                started: StdInstant::now(),
+                started_us: now,
                 error: None,
                 resumed: false,
                 plain_bytes: 0,
@@ -814,9 +995,7 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
             listeners.push(h);
         }
         // frames from baton
-        let mut moved = 0;
-        while let Ok(f) = from_worker.try_recv() {
-            moved += 1;
+        let mut moved = t.recv(&mut |f: Vec<u8>| {
             let dst: [u8; 6] = f.get(0..6).and_then(|d| d.try_into().ok()).unwrap_or([0; 6]);
             if dst == CLIENT_MAC {
                 client.dev.rx.push_back(f);
@@ -826,13 +1005,13 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
                 client.dev.rx.push_back(f.clone());
                 backend.dev.rx.push_back(f);
             }
-        }
+        });
         client.poll(now);
         backend.poll(now);
         // applications
         let mut i = 0;
         while i < apps.len() {
-            if apps[i].step(&mut client, w, now, s.think_scale, idle > 0) && held_since.is_none() {
+            if apps[i].step(&mut client, w, now, s.think_scale, idle > 0, &mut sc) && held_since.is_none() {
                 let a = apps.swap_remove(i);
                 if let Some(e) = a.error {
                     tally.fail(format!("connection {} ({}): {e}", a.conn_ix, if a.want_resumed { "resumed" } else { "full" }));
@@ -855,9 +1034,9 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
         }
         let mut i = 0;
         while i < bapps.len() {
-            if bapps[i].step(&mut backend, w, &port_map, idle > 0) {
+            if bapps[i].step(&mut backend, w, &port_map, idle > 0, &mut sc) {
                 let b = bapps.swap_remove(i);
-                if std::env::var_os("REPLAY_DEBUG").is_some() {
+                if debug {
                     eprintln!("backend done: port {:?} conn {} ex {} closed {} err {:?} inbuf {}", b.client_port, b.conn_ix, b.ex, b.closed, b.error, b.inbuf.len());
                 }
                 if let Some(e) = b.error {
@@ -875,8 +1054,9 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
         backend.poll(now);
         for f in client.dev.tx.drain(..).chain(backend.dev.tx.drain(..)) {
             moved += 1;
-            let _ = to_worker.send(f);
+            t.send(f);
         }
+        t.flush();
         // idle: all open and past their first exchange → hold and measure
         if idle > 0 && held_since.is_none() && next_conn >= idle {
             let ready = apps.iter().filter(|a| a.state != CState::Handshake && a.ex > 0 || a.error.is_some()).count();
@@ -887,15 +1067,27 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
         if let Some(h) = held_since {
             if h.elapsed() > StdDuration::from_millis(500) && idle_rss.is_none() {
                 let open = apps.iter().filter(|a| a.error.is_none()).count().max(1);
-                idle_rss = Some((rss_kb().saturating_sub(rss0)) as f64 * 1024.0 / open as f64);
-                // count them and stop
+                idle_rss = Some((t.rss_kb().saturating_sub(rss0)) as f64 * 1024.0 / open as f64);
+                // count them, reset them (a baton that outlives the phase
+                // then holds nothing), and stop
                 for a in apps.drain(..) {
                     if let Some(e) = a.error {
                         tally.fail(format!("idle connection {}: {e}", a.conn_ix));
                     } else {
                         tally.ok += 1;
                     }
+                    client.tcp(a.sock).abort();
                 }
+                for b in bapps.drain(..) {
+                    backend.tcp(b.sock).abort();
+                }
+                let now = now_us(t0);
+                client.poll(now);
+                backend.poll(now);
+                for f in client.dev.tx.drain(..).chain(backend.dev.tx.drain(..)) {
+                    t.send(f);
+                }
+                t.flush();
                 break;
             }
         }
@@ -908,22 +1100,17 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
         }
         if moved == 0 {
             std::thread::yield_now();
+            engine_idle += round.elapsed().as_secs_f64();
         }
     }
     let wall = t0.elapsed().as_secs_f64();
-    let baton_cpu = thread_cpu(tid) - cpu0;
-    let engine_cpu = thread_cpu(own_tid()) - ecpu0;
-    stop.store(true, Ordering::Relaxed);
-    // Let the stop drain run: keep answering until the worker is gone.
-    let dl = StdInstant::now() + StdDuration::from_secs(3);
-    while !handle.is_finished() && StdInstant::now() < dl {
-        while let Ok(f) = from_worker.try_recv() {
-            let _ = f;
-        }
-        std::thread::sleep(StdDuration::from_millis(1));
-    }
-    let (totals, stats, drops) = handle.join().unwrap_or_default();
-    PhaseResult { name, tally, wall, baton_cpu, engine_cpu, totals, stats, drops, idle_rss_per_conn: idle_rss }
+    let worker_wait = t.worker_wait() - ww0;
+    let engine_wait = sched_wait(&me) - ew0;
+    let baton_cpu = t.baton_cpu() - cpu0;
+    let threads = thread_delta(&th0, &t.baton_threads());
+    let engine_cpu = t.engine_cpu() - ecpu0;
+    let counts = t.end();
+    PhaseResult { name, tally, wall, baton_cpu, engine_cpu, threads, counts, idle_rss_per_conn: idle_rss, worker_wait, engine_wait, engine_idle }
 }
 
 // ---------------------------------------------------------------- main
@@ -936,7 +1123,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!("usage: bench-replay [--workload F] [--seconds N] [--concurrency C] [--think-scale X] [--idle K]\n\
-                   \x20                   [--worker-core N] [--engine-core N]");
+                   \x20                   [--worker-core N] [--engine-core N]\n\
+                   \x20                   [--memif --baton PATH [--baton-cores LIST] [--slow-path-threads N] [--memif-args K=V,..]]");
         std::process::exit(2);
     }
     let wl = arg(&args, "--workload", "bench/replay/data/workload.json".to_string());
@@ -953,41 +1141,100 @@ fn main() {
         }
     };
     let conc: usize = arg(&args, "--concurrency", (peak * 8).max(16)).clamp(1, 4096);
+    let memif_mode = args.iter().any(|a| a == "--memif");
     if engine_core >= 0 {
         core_affinity::set_for_current(core_affinity::CoreId { id: engine_core as usize });
     }
     let dir = std::env::temp_dir().join(format!("baton-replay-{}", std::process::id()));
     let g = baton::demo::certs::generate(&dir, &["baton.test"], &[]).expect("certificates");
-    let chain = baton::tls::load_cert_chain_pem(&std::fs::read(&g.cert).expect("cert")).expect("chain");
-    let key = baton::tls::SigningKey::from_pem(&std::fs::read(&g.key).expect("key")).expect("key");
-    let tls = Arc::new(baton::tls::ServerConfig::new(chain, key, vec![b"http/1.1".to_vec()]).expect("server config"));
     let (full_cfg, res_cfg) = client_configs(&std::fs::read(&g.ca).expect("ca")).expect("client config");
-    let _ = std::fs::remove_dir_all(&dir);
-    let s = Setup { tls, full_cfg, res_cfg, worker_core: (worker_core >= 0).then_some(worker_core as usize), think_scale, fabric: fabric() };
+    let s = Setup { full_cfg, res_cfg, think_scale, next_port: std::cell::Cell::new(10000) };
+    // Ceilings, measured now, in this run, on the engine's core (so they
+    // do not compete with the worker), before baton starts.
+    let ceil = ceilings::measure(300, 0.5);
+    let mut target: Box<dyn Target> = if memif_mode {
+        let o = memif::MemifOpts {
+            baton: arg(&args, "--baton", "target/release/baton".to_string()),
+            worker_core,
+            engine_core,
+            extra_vdev: arg(&args, "--memif-args", String::new()),
+            slow_path_threads: arg(&args, "--slow-path-threads", 1usize),
+            baton_cores: arg(&args, "--baton-cores", if worker_core >= 0 { worker_core.to_string() } else { String::new() }),
+        };
+        match memif::Memif::start(&o, &dir, &g) {
+            Ok(m) => Box::new(m),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                println!("bench-replay --memif: FAILED to start: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        let chain = baton::tls::load_cert_chain_pem(&std::fs::read(&g.cert).expect("cert")).expect("chain");
+        let key = baton::tls::SigningKey::from_pem(&std::fs::read(&g.key).expect("key")).expect("key");
+        let tls = Arc::new(baton::tls::ServerConfig::new(chain, key, vec![b"http/1.1".to_vec()]).expect("server config"));
+        Box::new(InProc { tls, worker_core: (worker_core >= 0).then_some(worker_core as usize), fabric: fabric(), run: None })
+    };
 
     let nfull = w.iter().filter(|c| !c.resumed).count();
     let bytes: usize = w.iter().flat_map(|c| c.exchanges.iter()).map(|e| e.request.len() + e.response.len()).sum();
     println!(
-        "bench-replay: in-process (Worker on core {worker_core} over a frame pipe, client engine smoltcp + rustls on core {engine_core}); workload {wl}: {} connections ({nfull} full, {} resumed), {} exchanges, {bytes} bytes, recorded peak concurrency {peak}; replayed with concurrency {conc}, think times x{think_scale}, {seconds} s per phase",
+        "bench-replay: {}, client engine smoltcp + rustls on core {engine_core}; workload {wl}: {} connections ({nfull} full, {} resumed), {} exchanges, {bytes} bytes, recorded peak concurrency {peak}; replayed with concurrency {conc}, think times x{think_scale}, {seconds} s per phase",
+        target.describe(),
         w.len(),
         w.len() - nfull,
         w.iter().map(|c| c.exchanges.len()).sum::<usize>()
     );
-    // Ceilings, measured now, in this run, on the engine's core (so they
-    // do not compete with the worker).
-    let ceil = ceilings::measure(300, 0.5);
+    // REPLAY_PERF_PHASE=<phase> REPLAY_PERF_OUT=<file> (net_memif only):
+    // `perf record --call-graph dwarf` on baton's process for that phase.
+    let perf_phase = std::env::var("REPLAY_PERF_PHASE").ok();
+    let perf_out = std::env::var("REPLAY_PERF_OUT").unwrap_or_else(|_| "perf.data".into());
+    // frame pointers are not kept in baton's release build: dwarf unwinding
+    let perf_cg = std::env::var("REPLAY_PERF_CALLGRAPH").unwrap_or_else(|_| "dwarf".into());
+    let run = |name: &'static str, force: Force, secs: f64, idle: usize, t: &mut dyn Target, pid: Option<i32>| {
+        let perf = match (&perf_phase, pid) {
+            (Some(p), Some(pid)) if p == name => Command::new("perf")
+                .args(["record", "--call-graph", &perf_cg, "-F", "999", "-o", &perf_out, "-p", &pid.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .ok(),
+            _ => None,
+        };
+        if perf.is_some() {
+            std::thread::sleep(StdDuration::from_millis(300));
+        }
+        let r = phase(name, &s, &w, force, secs, conc, idle, t);
+        if let Some(mut c) = perf {
+            let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+        r
+    };
+    let pid = target.pid();
     let mut results = Vec::new();
     // Idle first: later phases leave freed heap the allocator would reuse,
     // hiding the growth.
-    let idle_r = phase("idle", &s, &w, Force::Full, seconds, conc, idle);
+    let idle_r = run("idle", Force::Full, seconds, idle, target.as_mut(), pid);
     // A warm-up that also fills the ticket pool.
-    let _ = phase("warmup", &s, &w, Force::Full, 0.3, conc, 0);
-    results.push(phase("full", &s, &w, Force::Full, seconds, conc, 0));
-    results.push(phase("resumed", &s, &w, Force::Resumed, seconds, conc, 0));
-    results.push(phase("recorded mix", &s, &w, Force::AsRecorded, seconds, conc, 0));
+    let _ = run("warmup", Force::Full, 0.3, 0, target.as_mut(), pid);
+    results.push(run("full", Force::Full, seconds, 0, target.as_mut(), pid));
+    results.push(run("resumed", Force::Resumed, seconds, 0, target.as_mut(), pid));
+    results.push(run("recorded mix", Force::AsRecorded, seconds, 0, target.as_mut(), pid));
     results.push(idle_r);
+    let stop_result = target.stop();
+    drop(target);
+    let _ = std::fs::remove_dir_all(&dir);
     let (hz, hz_src) = nominal_hz();
-    report(&results, &ceil, hz, hz_src);
+    report(&results, &ceil, hz, hz_src, memif_mode);
+    match &stop_result {
+        Ok(l) if !l.is_empty() => println!("{}", l.lines().map(|x| format!("  stop log: {}", x.rsplit_once("] ").map(|p| p.1).unwrap_or(x))).collect::<Vec<_>>().join("\n")),
+        Ok(_) => {}
+        Err(e) => {
+            println!("bench-replay: FAILED ({e})");
+            std::process::exit(1);
+        }
+    }
     let failed: u64 = results.iter().map(|r| r.tally.failed).sum();
     let ok: u64 = results.iter().map(|r| r.tally.ok).sum();
     if failed > 0 || ok == 0 {
@@ -1002,12 +1249,36 @@ fn main() {
     println!("bench-replay: ok ({ok} replayed connections completed, every byte as recorded)");
 }
 
-fn report(rs: &[PhaseResult], c: &ceilings::Ceilings, hz: f64, hz_src: &str) {
+fn report(rs: &[PhaseResult], c: &ceilings::Ceilings, hz: f64, hz_src: &str, separate: bool) {
     println!();
-    println!("{:<14} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8}", "phase", "conns", "failed", "full", "resumed", "wall s", "baton s", "engine s", "busy %", "drops");
+    println!(
+        "{:<13} {:>6} {:>4} {:>6} {:>7} {:>6} {:>7} {:>6} {:>6} {:>5} {:>5} {:>6} {:>6} {:>5} {:>5} {:>5}  {}",
+        "phase", "conns", "fail", "full", "resumed", "wall s", "baton s", "baton%", "wrkr%", "busy%", "wait%", "eng s", "eng%", "idle%", "wait%", "drops", "bound by"
+    );
     for r in rs {
+        let worker = r.threads.iter().filter(|(n, _)| n.starts_with("baton-worker")).map(|(_, v)| v).sum::<f64>();
+        let pc = |x: f64| 100.0 * x / r.wall;
+        // The worker's loop-busy share of its CPU, and the engine thread's
+        // share of rounds that moved nothing: the side that is busy nearly
+        // all the time it runs is the bottleneck.
+        let _ = worker;
+        let wbusy = (r.counts.busy_est / r.wall).min(1.0);
+        let eidle = (r.engine_idle / r.wall).min(1.0);
+        let mut bound = if r.name == "idle" {
+            "-"
+        } else if wbusy >= 0.8 {
+            "baton worker"
+        } else if eidle < 0.3 {
+            "engine"
+        } else {
+            "neither (latency)"
+        }
+        .to_string();
+        if r.name != "idle" && r.worker_wait / r.wall > 0.15 && r.engine_wait / r.wall > 0.15 {
+            bound.push_str("; cores contended");
+        }
         println!(
-            "{:<14} {:>6} {:>6} {:>7} {:>7} {:>9.3} {:>9.3} {:>9.3} {:>8.0} {:>8}",
+            "{:<13} {:>6} {:>4} {:>6} {:>7} {:>6.2} {:>7.3} {:>6.0} {:>6.0} {:>5.0} {:>5.0} {:>6.3} {:>6.0} {:>5.0} {:>5.0} {:>5}  {}",
             r.name,
             r.tally.ok,
             r.tally.failed,
@@ -1015,33 +1286,68 @@ fn report(rs: &[PhaseResult], c: &ceilings::Ceilings, hz: f64, hz_src: &str) {
             r.tally.resumed,
             r.wall,
             r.baton_cpu,
+            pc(r.baton_cpu),
+            pc(worker),
+            pc(r.counts.busy_est),
+            pc(r.worker_wait),
             r.engine_cpu,
-            100.0 * r.baton_cpu / r.wall,
-            r.drops
+            pc(r.engine_cpu),
+            100.0 * eidle,
+            pc(r.engine_wait),
+            r.counts.drops,
+            bound
         );
     }
+    println!(
+        "  baton%: all baton threads' CPU / wall; wrkr%: worker thread; busy%: worker loop busy (from its iteration histogram, +-1/3);\n  \
+         wait%: run-queue wait (the core was given to another process); eng%: the replayer process; idle%: wall time in engine rounds that moved no frame\n  \
+         bound by: the worker loop busy >= 80% of wall, else the engine idle < 30% of wall, else neither"
+    );
+    if separate {
+        println!("baton CPU by thread (s): ");
+        for r in rs {
+            let t: Vec<String> = r.threads.iter().take(6).map(|(n, v)| format!("{n} {v:.3}")).collect();
+            println!("  {:<14} {}", r.name, t.join(", "));
+        }
+    }
     println!();
-    println!("per worker core (baton's worker thread CPU only; 1 worker):");
+    if separate {
+        println!("per baton CPU-second (every thread of the baton process: worker, slow path, admin, EAL; 1 worker):");
+    } else {
+        println!("per worker core (baton's worker thread CPU only; 1 worker):");
+    }
     println!("{:<44} {:>14} {:>14} {:>8}", "figure", "baton", "ceiling", "ratio");
     let line = |k: &str, v: f64, ceil: Option<f64>, unit: &str| match ceil {
         Some(cl) => println!("{:<44} {:>14} {:>14} {:>8.3}", k, format!("{v:.1}{unit}"), format!("{cl:.1}{unit}"), v / cl),
         None => println!("{:<44} {:>14} {:>14} {:>8}", k, format!("{v:.1}{unit}"), "-", "-"),
     };
     let per = |r: &PhaseResult, x: f64| if r.baton_cpu > 0.0 { x / r.baton_cpu } else { 0.0 };
+    // baton's CPU less the worker's empty-poll spin: the worker loop's busy
+    // time (histogram estimate) plus every other baton thread (slow path).
+    let busy_cpu = |r: &PhaseResult| {
+        let worker = r.threads.iter().filter(|(n, _)| n.starts_with("baton-worker")).map(|(_, v)| v).sum::<f64>();
+        r.counts.busy_est + (r.baton_cpu - worker).max(0.0)
+    };
+    let per_busy = |r: &PhaseResult, x: f64| if busy_cpu(r) > 0.0 { x / busy_cpu(r) } else { 0.0 };
     if let Some(r) = rs.iter().find(|r| r.name == "full") {
         line("full handshakes per CPU-s (+ replayed I/O)", per(r, r.tally.full as f64), Some(1e6 / c.full_us), "");
+        line("  per busy CPU-s (spin left out, estimate)", per_busy(r, r.tally.full as f64), Some(1e6 / c.full_us), "");
+        line("full handshakes/s wall clock", r.tally.full as f64 / r.wall, None, "");
     }
     if let Some(r) = rs.iter().find(|r| r.name == "resumed") {
         line("resumed handshakes per CPU-s (+ replayed I/O)", per(r, r.tally.resumed as f64), Some(1e6 / c.resumed_us), "");
+        line("  per busy CPU-s (spin left out, estimate)", per_busy(r, r.tally.resumed as f64), Some(1e6 / c.resumed_us), "");
+        line("resumed handshakes/s wall clock", r.tally.resumed as f64 / r.wall, None, "");
         if r.tally.resume_misses > 0 {
             println!("  ({} connections asked to resume got a full handshake)", r.tally.resume_misses);
         }
     }
     if let Some(r) = rs.iter().find(|r| r.name == "recorded mix") {
-        let pk = (r.totals.rx_frames + r.totals.tx_frames) as f64;
+        let pk = (r.counts.rx_frames + r.counts.tx_frames) as f64;
         line("packets/s per CPU-s (rx + tx, recorded mix)", per(r, pk), None, "");
         line("packets/s wall clock (recorded mix)", pk / r.wall, None, "");
         line("new connections per CPU-s (recorded mix)", per(r, r.tally.ok as f64), None, "");
+        line("  per busy CPU-s (spin left out, estimate)", per_busy(r, r.tally.ok as f64), None, "");
         line("new connections/s wall clock (recorded mix)", r.tally.ok as f64 / r.wall, None, "");
         let gbps = per(r, r.tally.plain_bytes as f64 * 8.0 / 1e9);
         line("record crypto Gbit/s per CPU-s (mix)", gbps, Some(c.aead_gbps), "");
@@ -1050,8 +1356,11 @@ fn report(rs: &[PhaseResult], c: &ceilings::Ceilings, hz: f64, hz_src: &str) {
         line("cycles per packet (CPU-s x clock / packets)", if pk > 0.0 { r.baton_cpu * hz / pk } else { 0.0 }, None, "");
         println!("  clock {:.2} GHz ({hz_src}); record crypto counts the plaintext bytes both ways on the client leg", hz / 1e9);
         println!(
-            "  worker: {} handshakes ({} resumed), {} B client->backend, {} B backend->client",
-            r.stats.handshakes_completed, r.stats.handshakes_resumed, r.stats.bytes_client_to_backend, r.stats.bytes_backend_to_client
+            "  busy CPU-s = worker loop busy time (iteration histogram, +-1/3) + baton's other threads: what baton would spend if it never spun idle"
+        );
+        println!(
+            "  baton counted: {} handshakes ({} resumed), {} B client->backend, {} B backend->client, {} rx + {} tx frames",
+            r.counts.handshakes, r.counts.resumed, r.counts.c2b, r.counts.b2c, r.counts.rx_frames, r.counts.tx_frames
         );
     }
     if let Some(r) = rs.iter().find(|r| r.name == "idle") {
@@ -1059,7 +1368,11 @@ fn report(rs: &[PhaseResult], c: &ceilings::Ceilings, hz: f64, hz_src: &str) {
             Some(b) => line(&format!("memory per idle connection, B ({} held)", r.tally.ok), b, None, ""),
             None => println!("memory per idle connection: not measured"),
         }
-        println!("  process RSS delta / connections held: an upper bound, it includes the client engine's sockets (2 x 8 KiB each side)");
+        if separate {
+            println!("  baton process RSS delta / connections held (the client engine is another process)");
+        } else {
+            println!("  process RSS delta / connections held: an upper bound, it includes the client engine's sockets (2 x 8 KiB each side)");
+        }
     }
     println!(
         "ceilings, same run: full handshake crypto-only {:.1} us, resumed crypto-only {:.1} us (bench/handshake.rs), AES-128-GCM seal 16 KiB records {:.2} Gbit/s (ring, as bench/record.rs)",

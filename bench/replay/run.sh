@@ -4,6 +4,13 @@
 #   bench/replay/run.sh [--seconds N] [--concurrency C] [--idle K]
 #       The recorded workload (bench/replay/data/workload.json) re-enacted
 #       against baton's Worker in-process, every byte checked; one table.
+#   bench/replay/run.sh --memif [--seconds N] [--concurrency C] [--idle K] [--profile]
+#       The same replay against the real `baton run` in its own DPDK process
+#       (net_memif server; 1 worker on core 1, slow path and admin on); the
+#       replayer is a second DPDK process (net_memif client) on core 0. CPU
+#       is per process (all of baton's threads). --profile: `perf record -g`
+#       on baton's process during the recorded-mix phase, then the top of
+#       bench/replay/perf_summary.py over it (bench/replay/PROFILE.md).
 #   bench/replay/run.sh --raw [--seconds N]
 #       Frames that need no client answer (SYN flood, malformed and hostile
 #       frames, ARP, ICMP; bench/replay/gen_raw.py) replayed at full rate
@@ -14,21 +21,49 @@
 set -uo pipefail
 ROOT=$(realpath "$(dirname "$0")/../..")
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-RAW=0; SECS=3; EXTRA=()
+RAW=0; MEMIF=0; PROFILE=0; SECS=3; EXTRA=()
 while [ $# -gt 0 ]; do
   case $1 in
     --raw) RAW=1 ;;
+    --memif) MEMIF=1 ;;
+    --profile) PROFILE=1 ;;
     --seconds) SECS=$2; shift ;;
     --concurrency|--idle|--think-scale|--workload|--worker-core|--engine-core) EXTRA+=("$1" "$2"); shift ;;
-    *) echo "usage: $0 [--raw] [--seconds N] [--concurrency C] [--idle K] [--think-scale X]"; exit 2 ;;
+    --memif-args|--baton-cores|--slow-path-threads) EXTRA+=("$1" "$2"); shift ;;
+    *) echo "usage: $0 [--raw|--memif [--profile]] [--seconds N] [--concurrency C] [--idle K] [--think-scale X]"; exit 2 ;;
   esac
   shift
 done
 cd "$ROOT"
+# SECS may be fractional (the smoke uses 0.3): bash arithmetic is integer.
+TMO=$(awk -v s="$SECS" 'BEGIN { printf "%d", s * 6 + 120 }')
+if [ $MEMIF = 1 ]; then
+  [ "$(id -u)" = 0 ] || { echo "replay --memif: needs root (DPDK)"; exit 2; }
+  BATON=$(realpath "${BATON:-$CARGO_TARGET_DIR/release/baton}")
+  [ -x "$BATON" ] || cargo build --release --bin baton || exit 1
+  REPLAY=${REPLAY:-$CARGO_TARGET_DIR/release/examples/bench-replay}
+  [ -x "$REPLAY" ] || cargo build --release --example bench-replay || exit 1
+  if [ $PROFILE = 0 ]; then
+    exec timeout "$TMO" "$REPLAY" --memif --baton "$BATON" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
+  fi
+  command -v perf >/dev/null || { echo "replay --memif --profile: perf not installed"; exit 2; }
+  PD=$(mktemp -d /tmp/baton-replay-perf-XXXX)
+  REPLAY_PERF_PHASE="recorded mix" REPLAY_PERF_OUT="$PD/perf.data" timeout "$TMO" \
+    "$REPLAY" --memif --baton "$BATON" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
+  rc=$?
+  if [ -s "$PD/perf.data" ]; then
+    echo; echo "== perf (baton process, recorded-mix phase; bench/replay/perf_summary.py)"
+    perf script -i "$PD/perf.data" -F comm,tid,ip,sym --inline 2>/dev/null | python3 bench/replay/perf_summary.py 15
+    echo "(perf.data kept in $PD)"
+  else
+    echo "replay --memif --profile: no perf data (perf record failed?)"; rm -rf "$PD"
+  fi
+  exit $rc
+fi
 if [ $RAW = 0 ]; then
   REPLAY=${REPLAY:-$CARGO_TARGET_DIR/release/examples/bench-replay}
   [ -x "$REPLAY" ] || cargo build --release --example bench-replay || exit 1
-  exec timeout $((SECS * 6 + 120)) "$REPLAY" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
+  exec timeout "$TMO" "$REPLAY" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
 fi
 
 # --- raw
@@ -65,7 +100,7 @@ max_connections = 1024
 listen = "127.0.0.1:$PORT"
 TOML
 metrics() { curl -sf "http://127.0.0.1:$PORT/metrics"; }
-timeout $((SECS + 30)) "$BATON" run --config "$DIR/baton.toml" > "$DIR/baton.log" 2>&1 &
+timeout "$(awk -v s="$SECS" 'BEGIN { printf "%d", s + 30 }')" "$BATON" run --config "$DIR/baton.toml" > "$DIR/baton.log" 2>&1 &
 BP=$!
 for _ in $(seq 1 100); do metrics >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 0.5
