@@ -31,13 +31,27 @@ pub fn start(
     log::info!("admin endpoint on http://{}/metrics", l.local_addr()?);
     let started = std::time::Instant::now();
     std::thread::Builder::new().name("baton-admin".into()).spawn(move || {
+        crate::dpdk::signals::block_async_signals();
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
             // One request at a time: a client that sends nothing must not
             // hold the endpoint for long.
             let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(200)));
             let mut line = String::new();
-            let ok = BufReader::new(&s).read_line(&mut line).is_ok();
+            let mut rd = BufReader::new(&s);
+            let ok = rd.read_line(&mut line).is_ok();
+            // Read the headers too (bounded): closing with unread request
+            // bytes makes the kernel reset the connection, and the client
+            // may lose the answer (regression: `baton drain` got "broken
+            // pipe" / "connection reset").
+            let mut hdr = String::new();
+            for _ in 0..64 {
+                hdr.clear();
+                match rd.read_line(&mut hdr) {
+                    Ok(n) if n > 0 && hdr != "\r\n" && hdr != "\n" => continue,
+                    _ => break,
+                }
+            }
             let worker_arg = line.split_whitespace().nth(1).and_then(|p| p.split_once("worker=")).and_then(|(_, w)| w.parse::<usize>().ok());
             let target = line.split_whitespace().nth(1).unwrap_or("");
             let (status, body) = if ok && line.starts_with("GET /metrics") {

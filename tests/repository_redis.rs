@@ -292,6 +292,39 @@ fn a_timed_out_take_drops_the_connection_so_replies_never_misalign() {
     assert_eq!(repo.stats().snapshot().reconnects, 1);
 }
 
+/// Regression: a put that timed out was answered NotStored (value handed
+/// back), so a draining worker took the connection back while Redis, which
+/// ran the SET when it woke, held it too: two owners. A timed-out put is
+/// now Unavailable; only a put that certainly did not run (circuit open, an
+/// error reply) hands the value back.
+#[test]
+fn a_timed_out_put_is_unavailable_because_redis_may_hold_it() {
+    let r = RedisServer::start();
+    r.add_hosts();
+    let mut c = host_a(&r);
+    c.threads = 1;
+    c.timeout_ms = 30;
+    let repo = Repository::start(&c).unwrap();
+    let port = r.port;
+    let staller = std::thread::spawn(move || {
+        let mut admin = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap().get_connection().unwrap();
+        let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("0.3").query(&mut admin).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let (reply, _) = call(&repo, 1, put_op(b"P", b"maybe", 10_000));
+    assert!(matches!(reply.outcome, Outcome::Unavailable), "{:?}", reply.outcome);
+    // The circuit is open: this put is never sent, so its value comes back.
+    let (reply, _) = call(&repo, 2, put_op(b"Q", b"never-sent", 10_000));
+    assert!(matches!(&reply.outcome, Outcome::NotStored(v) if v == b"never-sent"), "{:?}", reply.outcome);
+    staller.join().unwrap();
+    std::thread::sleep(Duration::from_millis(250));
+    // Redis ran the timed-out SET when it woke: the record is there.
+    let (reply, _) = call(&repo, 3, take_op(b"P"));
+    assert!(matches!(&reply.outcome, Outcome::Taken(v) if v == b"maybe"), "{:?}", reply.outcome);
+    let (reply, _) = call(&repo, 4, take_op(b"Q"));
+    assert!(matches!(reply.outcome, Outcome::Missing), "{:?}", reply.outcome);
+}
+
 #[test]
 fn the_service_answers_a_thousand_puts_and_takes() {
     const N: u64 = 1000;

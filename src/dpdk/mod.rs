@@ -94,6 +94,7 @@ pub mod mbuf;
 pub mod mempool;
 pub mod memzone;
 pub mod port;
+pub mod signals;
 
 pub use eal::{eal_args, eal_args_resolved, free_hugepages, Eal, EalOptions, ThreadRegistration};
 pub use error::DpdkError;

@@ -575,7 +575,9 @@ pub enum Outcome {
     Unavailable,
     /// Put/Del done.
     Stored,
-    /// A put that failed: its value handed back.
+    /// A put that certainly did not happen (never sent, or refused by the
+    /// ACL): its value handed back. A put that timed out or broke after
+    /// the write may have happened: that is `Unavailable`.
     NotStored(Vec<u8>),
 }
 
@@ -824,7 +826,11 @@ impl Repository {
             let shared = shared.clone();
             let h = std::thread::Builder::new()
                 .name(format!("baton-repo-{i}"))
-                .spawn(move || ServiceThread::new(shared).run(rx, stop_rx))
+                .spawn(move || {
+                    // SIGIO (net_tap) must not interrupt Redis reads.
+                    crate::dpdk::signals::block_async_signals();
+                    ServiceThread::new(shared).run(rx, stop_rx)
+                })
                 .map_err(|e| RepositoryError::Config(format!("repository.threads: cannot spawn a thread: {e}")))?;
             threads.push(h);
         }
@@ -963,8 +969,23 @@ impl ServiceThread {
                     Ok(()) => Outcome::Stored,
                     Err(e) => {
                         RepositoryStats::count(&stats.put_failures);
+                        // Never sent (circuit open) or refused by the ACL:
+                        // certainly not stored, the caller keeps the value.
+                        // Timed out or broken after the write: Redis may
+                        // hold it, so the caller must not keep a copy
+                        // (two owners); it gets Unavailable.
+                        // An error reply (ACL, a cluster redirect, ...)
+                        // also means Redis did not run the command.
+                        let certain = match &e {
+                            RepositoryError::Unavailable(m) => m == "circuit open" || m.starts_with("cluster topology changed"),
+                            _ => true,
+                        };
                         let _ = self.failed(kind, e);
-                        Outcome::NotStored(value)
+                        if certain {
+                            Outcome::NotStored(value)
+                        } else {
+                            Outcome::Unavailable
+                        }
                     }
                 }
             }
@@ -980,6 +1001,10 @@ impl ServiceThread {
                 }
             }
         };
+        if matches!(outcome, Outcome::Taken(_) | Outcome::Missing | Outcome::Stored | Outcome::Refused) {
+            // Redis answered: up, whichever thread tripped last.
+            stats.up.store(true, Ordering::Relaxed);
+        }
         if let Some(r) = req.reply {
             // A worker that went away no longer wants the answer.
             let _ = r.send(Reply { tag: req.tag, outcome, latency: t0.elapsed() });

@@ -42,6 +42,7 @@ impl SlowPath {
         for i in 0..threads.max(1) {
             let rx: Receiver<Task> = rx.clone();
             handles.push(std::thread::Builder::new().name(format!("baton-slow-{i}")).spawn(move || {
+                crate::dpdk::signals::block_async_signals();
                 let mut rng = OsEntropy::new();
                 for t in rx.iter() {
                     let result = t.job.run(&mut rng);

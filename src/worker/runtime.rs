@@ -319,6 +319,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         std::thread::Builder::new()
             .name("baton-keys".into())
             .spawn(move || {
+                crate::dpdk::signals::block_async_signals();
                 let mut rng = crate::entropy::OsEntropy::new();
                 let mut last = std::time::Instant::now();
                 while !stop.load(Ordering::Relaxed) {
@@ -374,6 +375,9 @@ pub fn run(cfg: Config) -> Result<(), String> {
         let t = std::thread::Builder::new()
             .name(format!("baton-worker-{id}"))
             .spawn(move || {
+                // SIGIO (net_tap's RX trigger) goes to the main thread, not
+                // into a worker's loop.
+                crate::dpdk::signals::block_async_signals();
                 if let Some(c) = core {
                     if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
                         log::warn!("worker {id}: could not pin to core {c}");

@@ -30,6 +30,8 @@ KADDR=198.18.0.1
 RPORT=6379
 pids=()
 cleanup() {
+  [ -n "${KEEP:-}" ] && cp -r "$DIR" "$KEEP" 2>/dev/null  # KEEP=DIR keeps logs
+  kill -9 "${REDIS_PID:-}" 2>/dev/null
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
   sleep 1
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
@@ -53,7 +55,7 @@ user hostb on >pw-b ~baton:web:* +getdel +set +del +ping +hello +auth +client
 user hostc on >pw-c ~baton:web:c:* ~baton:web:a:* +getdel +set +del +ping +hello +auth +client
 ACL
 start_redis() {
-  inns redis-server --bind 127.0.0.1 --port $RPORT --save '' --appendonly no --dir "$DIR" \
+  ip netns exec "$NS" redis-server --bind 127.0.0.1 --port $RPORT --save '' --appendonly no --dir "$DIR" \
     --aclfile "$DIR/users.acl" --daemonize no > "$DIR/redis.log" 2>&1 &
   REDIS_PID=$!
   for _ in $(seq 1 50); do
@@ -64,12 +66,12 @@ start_redis() {
 }
 check "redis-server starts in the namespace" start_redis
 
-inns "$BATON" backend --listen "$KADDR:8080" > "$DIR/backend.log" 2>&1 &
+ip netns exec "$NS" "$BATON" backend --listen "$KADDR:8080" > "$DIR/backend.log" 2>&1 &
 pids+=($!)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$DIR/key.pem" -out "$DIR/cert.pem" \
   -days 2 -subj /CN=baton.test -addext "subjectAltName=DNS:baton.test" >/dev/null 2>&1
 "$BATON" fleet-key > "$DIR/fleet.key"
-printf 'pw-a\n' > "$DIR/pw-a"; printf 'pw-b\n' > "$DIR/pw-b"; printf 'pw-c\n' > "$DIR/pw-c"; printf 'wrong\n' > "$DIR/pw-bad"
+printf 'pw-a\n' > "$DIR/pw-a"; printf 'pw-b\n' > "$DIR/pw-b"; printf 'pw-c\n' > "$DIR/pw-c"; printf 'not-this-one-7f3a\n' > "$DIR/pw-bad"
 
 config() { # config NAME INDEX USER PWFILE ADMINPORT
   cat > "$DIR/$1.toml" <<TOML
@@ -106,7 +108,8 @@ hosts = 3
 TOML
 }
 start_host() { # start_host NAME  -> waits for its TAP
-  inns "$BATON" run --config "$DIR/$1.toml" > "$DIR/$1.log" 2>&1 &
+  # Not through `inns`: $! must be baton's own pid (ip netns exec execs it).
+  ip netns exec "$NS" "$BATON" run --config "$DIR/$1.toml" > "$DIR/$1.log" 2>&1 &
   local pid=$!
   pids+=($pid)
   for _ in $(seq 1 150); do
@@ -120,10 +123,12 @@ route_to() { inns ip route replace $VIP/32 dev "btap$1"; inns ip neigh flush dev
 metric() { # metric ADMINPORT NAME -> sum over workers
   inns curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '{ split($1, a, "{"); if (a[1] == m) s += $2 } END { print s + 0 }'
 }
-client() { # client EXTRA-ARGS...
+nclient=0
+client() { # client EXTRA-ARGS...  (output kept in $DIR/client-N.out)
+  nclient=$((nclient+1))
   (printf 'GET / HTTP/1.1\r\nHost: baton.test\r\n\r\n'; sleep 1) | \
     timeout 10 ip netns exec "$NS" openssl s_client -connect $VIP:443 -tls1_3 -CAfile "$DIR/cert.pem" \
-      -servername baton.test -ign_eof -keylogfile "$DIR/openssl.keys" "$@" 2>&1
+      -servername baton.test -ign_eof -keylogfile "$DIR/openssl.keys" "$@" 2>&1 | tee "$DIR/client-$nclient.out"
 }
 
 # A wrong password: a clear error at start, not a running host.
@@ -133,7 +138,7 @@ rc=$?
 check "wrong Redis password: baton exits at start (rc $rc)" [ "$rc" != 0 ] && [ "$rc" != 124 ]
 check "wrong Redis password: the error names the user and says authentication" \
   bash -c "grep -qi 'hosta' '$DIR/bad.log' && grep -Eqi 'auth|password' '$DIR/bad.log'"
-check "wrong Redis password: the password is not in the log" bash -c "! grep -q wrong '$DIR/bad.log'"
+check "wrong Redis password: the password is not in the log" bash -c "! grep -q not-this-one '$DIR/bad.log'"
 
 config A 0 hosta pw-a 9181; config B 1 hostb pw-b 9182; config C 2 hostc pw-c 9183
 check "host A starts" start_host A
@@ -147,7 +152,7 @@ check "A: full handshake and a response" bash -c "grep -q '^New, TLSv1.3' <<<\"\
 sleep 0.3
 check "A put its ticket into the repository" [ "$(metric 9181 baton_fleet_tickets_put_total)" -ge 1 ]
 check "Redis holds the ticket sealed: no key-log secret in any key or value" \
-  python3 "$here/redis_scan.py" 127.0.0.1 $RPORT admin adminpw "$DIR/openssl.keys" --min-keys 1
+  inns python3 "$here/redis_scan.py" 127.0.0.1 $RPORT admin adminpw "$DIR/openssl.keys" --min-keys 1
 route_to B
 out=$(client -sess_in "$DIR/t1.sess")
 check "B resumes A's ticket (Reused, TLSv1.3)" bash -c "grep -q '^Reused, TLSv1.3' <<<\"\$0\" && grep -q 'hello from' <<<\"\$0\"" "$out"
@@ -183,7 +188,7 @@ for _ in $(seq 1 20); do [ "$(metric 9181 baton_connections)" = 0 ] && { moved=y
 check "A holds no connection within 2 s of the drain" [ $moved = yes ]
 check "A exported the connection into the repository" [ "$(metric 9181 baton_fleet_conns_exported_total)" -ge 1 ]
 check "Redis holds the connection sealed: no key-log secret (curl, openssl) in any key or value" \
-  python3 "$here/redis_scan.py" 127.0.0.1 $RPORT admin adminpw "$DIR/curl.keys" "$DIR/openssl.keys" --min-keys 1
+  inns python3 "$here/redis_scan.py" 127.0.0.1 $RPORT admin adminpw "$DIR/curl.keys" "$DIR/openssl.keys" --min-keys 1
 route_to B
 wait $cpid
 check "the 50 MiB download completes with the right SHA-256" [ "$(cat "$DIR/got.sha")" = "$want" ]
