@@ -168,6 +168,8 @@ struct Jobs {
     /// the worker files them as pending.
     fetches: Vec<(u64, u64, Vec<u8>)>,
     fetches_not_sent: u64,
+    /// Jobs on the slow path whose result has not come back.
+    out: usize,
 }
 
 impl Jobs {
@@ -200,7 +202,10 @@ impl JobSink for Jobs {
         }
         let Some((h, reply, _)) = &self.slow else { return Some(job.run(rng)) };
         match h.submit(Task { tag: self.tag, job, reply: reply.clone() }) {
-            Ok(()) => None,
+            Ok(()) => {
+                self.out += 1;
+                None
+            }
             Err(t) => {
                 // Queue full: run it here rather than grow without bound.
                 self.inline_fallbacks += 1;
@@ -253,7 +258,7 @@ impl Worker {
             stats: WorkerStats::default(),
             rng,
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
-            jobs: Jobs { slow: None, tag: 0, inline_fallbacks: 0, fleet: None, next_tag: 0, fetches: Vec::new(), fetches_not_sent: 0 },
+            jobs: Jobs { slow: None, tag: 0, inline_fallbacks: 0, fleet: None, next_tag: 0, fetches: Vec::new(), fetches_not_sent: 0, out: 0 },
             fabric: None,
             sealer: None,
             held: HashMap::new(),
@@ -362,6 +367,10 @@ impl Worker {
 
     /// Collects finished slow-path jobs.
     fn collect_jobs(&mut self, now: Instant) {
+        if self.jobs.out == 0 {
+            // Nothing on the slow path: no channel to look at.
+            return;
+        }
         loop {
             let done = match &self.jobs.slow {
                 Some((_, _, rx)) => match rx.try_recv() {
@@ -370,6 +379,7 @@ impl Worker {
                 },
                 None => break,
             };
+            self.jobs.out = self.jobs.out.saturating_sub(1);
             self.job_done_for(done.tag, done.result, now);
         }
     }
@@ -679,7 +689,14 @@ impl Worker {
         };
         drop(plain);
         if let Err(e) = f.table.put(KIND_CONN, &id, &sealed, expiry, now) {
-            log::warn!("worker {}: session table refused a connection record: {e:?}", self.id);
+            // A full table is backpressure, not an error: the connection
+            // stays here (counted). Said once per 10 s at most.
+            if parked {
+                log::debug!("worker {}: session table refused a handshake checkpoint: {e:?}", self.id);
+            } else if self.last_full_warning == Instant::ZERO || now.saturating_since(self.last_full_warning) >= Duration::from_secs(10) {
+                self.last_full_warning = now;
+                log::warn!("worker {}: session table refused a connection record: {e:?} (session.table_slots)", self.id);
+            }
             self.stats.handoff_put_failures += 1;
             return false;
         }
@@ -724,6 +741,21 @@ impl Worker {
 
     /// Handles messages from other workers and handoff housekeeping.
     fn poll_fabric(&mut self, now: Instant, tx: &mut dyn FnMut(&[u8])) {
+        // The common case, checked without touching the shared Arc's
+        // reference count (the profile of bench/replay showed its clone and
+        // drop on every loop iteration, bouncing one cache line between
+        // the workers): nothing arrived and nothing is pending.
+        if let Some(f) = self.fabric.as_deref() {
+            let quiet = f.inbox_is_empty(self.id)
+                && self.yield_asked.is_empty()
+                && self.parked.is_empty()
+                && !(self.live > 0 && f.is_draining(self.id))
+                && self.sealer.as_ref().map(|s| s.key_id()) == Some(f.key_id())
+                && f.reta_generation() == f.reta_seen(self.id);
+            if quiet {
+                return;
+            }
+        }
         let Some(f) = self.fabric.clone() else { return };
         // After a key rotation, seal under the new key (a new sealer: its
         // subkey is new, so its counter may start again).
@@ -969,7 +1001,9 @@ impl Worker {
                 }
             }
         }
-        let may_park = self.checkpoint_handshakes && self.fabric.is_some();
+        // Alone on the host nobody else could take a parked handshake:
+        // parking would only cost a seal, a put and a take per flight.
+        let may_park = self.checkpoint_handshakes && self.fabric.as_ref().is_some_and(|f| f.workers > 1);
         let Some(c) = self.get(k) else { return };
         if may_park && c.can_checkpoint() {
             let (cf, deadline) = (c.client_flow(), c.handshake_deadline());

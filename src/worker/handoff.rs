@@ -303,6 +303,11 @@ impl Fabric {
         }
     }
 
+    /// Nothing waits in `worker`'s ring.
+    pub fn inbox_is_empty(&self, worker: usize) -> bool {
+        self.inbox_rx.get(worker).is_none_or(|r| r.is_empty())
+    }
+
     pub fn recv(&self, worker: usize) -> Option<Msg> {
         self.inbox_rx.get(worker)?.try_recv().ok()
     }
