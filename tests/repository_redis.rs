@@ -305,6 +305,10 @@ fn a_timed_out_put_is_unavailable_because_redis_may_hold_it() {
     c.threads = 1;
     c.timeout_ms = 30;
     let repo = Repository::start(&c).unwrap();
+    // Connected first: a connect during the stall would fail before
+    // sending anything (certainly not stored), which is not this case.
+    let (reply, _) = call(&repo, 9, put_op(b"warm", b"up", 10_000));
+    assert!(matches!(reply.outcome, Outcome::Stored), "{:?}", reply.outcome);
     let port = r.port;
     let staller = std::thread::spawn(move || {
         let mut admin = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap().get_connection().unwrap();

@@ -864,11 +864,19 @@ struct ServiceThread {
     retry_at: Option<Instant>,
     /// Whether this thread has been connected before (reconnects are counted).
     was_connected: bool,
+    /// When the connection last answered.
+    last_used: Instant,
 }
+
+/// A connection unused this long is checked with a PING before a command
+/// goes on it: Redis may have restarted meanwhile (the socket is dead but
+/// nothing has told us), and a command written into a dead socket has an
+/// ambiguous outcome; the PING's failure costs nothing but a reconnect.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 impl ServiceThread {
     fn new(shared: Arc<Shared>) -> ServiceThread {
-        let mut t = ServiceThread { shared, client: None, retry_at: None, was_connected: false };
+        let mut t = ServiceThread { shared, client: None, retry_at: None, was_connected: false, last_used: Instant::now() };
         t.ensure_client();
         t
     }
@@ -900,6 +908,17 @@ impl ServiceThread {
         if self.client.as_ref().is_some_and(|c| c.is_broken()) {
             self.client = None;
         }
+        let now = Instant::now();
+        if self.client.is_some() && now.duration_since(self.last_used) >= IDLE_CHECK {
+            if let Some(c) = self.client.as_mut() {
+                if c.ping().is_err() {
+                    // Stale (Redis restarted, or the link died while idle):
+                    // a fresh connection right away, not a tripped circuit.
+                    self.client = None;
+                }
+            }
+        }
+        self.last_used = now;
         if self.client.is_none() {
             let now = Instant::now();
             if self.retry_at.is_some_and(|t| now < t) {

@@ -216,6 +216,16 @@ out=$(client -sess_in "$DIR/t4.sess")
 check "after Redis restarts, a ticket resumes again" bash -c "grep -q '^Reused, TLSv1.3' <<<\"\$0\"" "$out"
 check "B reconnected to Redis" [ "$(metric 9182 baton_repository_up)" = 1 ]
 
+# 5. A host that dies loses its live connections, but the sessions it
+# issued stay resumable on the others (they are in Redis, not on it).
+route_to A
+out=$(client -sess_out "$DIR/t5.sess")
+sleep 0.3
+kill -9 "${pids[1]}"   # host A (pids: backend, A, B, C)
+route_to B
+out=$(client -sess_in "$DIR/t5.sess")
+check "host A killed: a ticket A issued resumes on B" bash -c "grep -q '^Reused, TLSv1.3' <<<\"\$0\" && grep -q 'hello from' <<<\"\$0\"" "$out"
+
 for h in A B C; do
   check "host $h: no panic" bash -c "! grep -qi panick '$DIR/$h.log'"
 done
