@@ -45,9 +45,10 @@ use baton::tls::{JobResult, ServerConfig, TicketStore, TlsServer};
 use baton::worker::fleet::{open_fetched, FetchedExpiry, Fleet, FleetParams, FleetTickets, RedisSink, RepositorySink};
 use baton::worker::tickets::WorkerTickets;
 use baton::worker::Worker;
-use common::multi::{fabric, MultiSim};
+use baton::session::table::{HeapArena, SessionTable, TableConfig};
+use baton::worker::handoff::{DynArena, Fabric};
 use common::tlsclient::{client_config, BackendApp, ClientApp};
-use common::{worker_params, BACKEND_MAC, BATON_MAC, CLIENT_MAC};
+use common::{worker_params, Host, BACKEND_IP, BACKEND_MAC, BATON_MAC, CLIENT_IP, CLIENT_MAC};
 use cpu_time::ThreadTime;
 use zeroize::Zeroizing;
 
@@ -90,6 +91,16 @@ fn repo_config(r: &redis_support::RedisServer) -> RepositoryConfig {
     // Generous budgets: this shared machine can stall a thread for
     // milliseconds, and a lost export would end the bench.
     RepositoryConfig { url: r.url(), timeout_ms: 1000, connect_timeout_ms: 1000, threads: 1, ..Default::default() }
+}
+
+/// A host's fabric for one worker, small (tests/common's is sized for
+/// many records of up to 1 MiB: gigabytes this bench would touch).
+fn small_fabric() -> Arc<Fabric> {
+    let cfg = TableConfig { slots: 16, max_record: 1 << 20, probe: 16, hash_key: [9; 32] };
+    let words = SessionTable::<HeapArena>::words_needed(cfg.slots, cfg.max_record).unwrap();
+    let table = SessionTable::from_words(DynArena(Box::new(HeapArena::new(words))), &cfg).unwrap();
+    let tickets = baton::worker::handoff::heap_table(1024, 1024, [8; 32]).unwrap();
+    Arc::new(Fabric::new(1, 64, table, tickets, KeyRing::new(1, &[0x42; 32], Instant::ZERO), 1, 1))
 }
 
 // ---------------------------------------------------------------------------
@@ -170,7 +181,7 @@ impl RepositorySink for Collect {
 fn handshakes(rounds: usize, ca: &[u8], sc: &Arc<ServerConfig>, redis: &redis_support::RedisServer) {
     let mut rng = OsEntropy::new();
     // (a) The host's session table.
-    let fab = fabric(1);
+    let fab = small_fabric();
     let mut table_sealer = Sealer::new(&fab.keys(), SealerId { host: 1, boot: 1, worker: 0 });
     let cc_a = resuming_client(ca);
     // (b) The repository: tickets through FleetTickets, takes by GETDEL.
@@ -209,7 +220,7 @@ fn handshakes(rounds: usize, ca: &[u8], sc: &Arc<ServerConfig>, redis: &redis_su
     for round in 0..rounds + 20 {
         let measure = round >= 20;
         // (a)
-        let now = Instant::from_secs(1000);
+        let now = Instant::from_millis(1_000_000);
         let mut t = WorkerTickets::new(&fab, &mut table_sealer, now);
         let (c, resumed) = handshake(sc, &cc_a, &mut rng, &mut t, &mut no_fetch);
         if measure {
@@ -306,8 +317,24 @@ fn handshakes(rounds: usize, ca: &[u8], sc: &Arc<ServerConfig>, redis: &redis_su
 // ---------------------------------------------------------------------------
 // 2. Cross-host handoff through Redis
 
+/// The segment: the client and backend hosts (smoltcp), baton's two
+/// hosts, frames on their way to baton, virtual time.
+struct Net {
+    now_ms: u64,
+    client: Host,
+    backend: Host,
+    to_baton: std::collections::VecDeque<Vec<u8>>,
+    workers: Vec<Worker>,
+}
+
+impl Net {
+    fn conns(&self) -> usize {
+        self.workers.iter().map(|w| w.conn_count()).sum()
+    }
+}
+
 struct Hosts {
-    sim: MultiSim,
+    sim: Net,
     fleets: Vec<Arc<Fleet>>,
     _repos: Vec<Repository>,
 }
@@ -316,7 +343,13 @@ struct Hosts {
 /// and sink, sharing the one redis-server (as tests/fleet_hosts.rs, with
 /// Redis for the in-memory repository).
 fn two_hosts(cfg: Arc<ServerConfig>, redis: &redis_support::RedisServer, seed: u64) -> Hosts {
-    let mut sim = MultiSim::new(cfg.clone(), 2, seed);
+    let mut sim = Net {
+        now_ms: 0,
+        client: Host::new(CLIENT_MAC, CLIENT_IP, seed ^ 1),
+        backend: Host::new(BACKEND_MAC, BACKEND_IP, seed ^ 2),
+        to_baton: Default::default(),
+        workers: Vec::new(),
+    };
     // One neighbour table for both (ARP goes to host A in this model).
     let arp = Arc::new(ArpCache::new(256));
     let (mut fleets, mut repos) = (Vec::new(), Vec::new());
@@ -324,12 +357,12 @@ fn two_hosts(cfg: Arc<ServerConfig>, redis: &redis_support::RedisServer, seed: u
         let repo = Repository::start(&repo_config(redis)).expect("repository service");
         let sink = RedisSink { handle: repo.handle(), stats: repo.stats() };
         let mut w = Worker::new(worker_params(1, 0), cfg.clone(), arp.clone(), Box::new(SeededEntropy::new(seed + 10 + i as u64)));
-        w.attach_fabric(fabric(1));
+        w.attach_fabric(small_fabric());
         let f = Arc::new(Fleet::new(Box::new(sink), KeyRing::new(7, &FLEET_KEY, Instant::ZERO), 100 + i as u32, seed + i as u64, FleetParams::default()));
         f.set_wall_offset(unix_now().micros() as i64);
         w.attach_fleet(f.clone());
         w.set_host_slice(i, 2);
-        sim.workers[i] = w;
+        sim.workers.push(w);
         fleets.push(f);
         repos.push(repo);
     }
@@ -337,7 +370,7 @@ fn two_hosts(cfg: Arc<ServerConfig>, redis: &redis_support::RedisServer, seed: u
 }
 
 /// The hosts run and put their frames on the segment.
-fn hosts_step(sim: &mut MultiSim, client: &mut ClientApp, backend: &mut BackendApp) {
+fn hosts_step(sim: &mut Net, client: &mut ClientApp, backend: &mut BackendApp) {
     client.step(&mut sim.client);
     backend.step(&mut sim.backend);
     sim.client.poll(sim.now_ms);
@@ -372,7 +405,7 @@ fn payload_len(f: &[u8]) -> usize {
 
 /// Frames for baton go to host `cur` (ARP to host A), both hosts poll
 /// twice, their frames go on the segment; the clock moves 1 ms.
-fn baton_step(sim: &mut MultiSim, cur: usize) {
+fn baton_step(sim: &mut Net, cur: usize) {
     let now = Instant::from_millis(sim.now_ms);
     let mut out: Vec<Vec<u8>> = Vec::new();
     while let Some(f) = sim.to_baton.pop_front() {
