@@ -38,11 +38,11 @@ use std::time::{Duration, Instant as Clock, SystemTime, UNIX_EPOCH};
 
 use baton::entropy::{OsEntropy, SeededEntropy};
 use baton::net::arp::ArpCache;
-use baton::session::repository::{Op, RecordKind, Repository, RepositoryClient, RepositoryConfig, Request};
+use baton::session::repository::{record_key, Op, RecordKind, Repository, RepositoryClient, RepositoryConfig, Request};
 use baton::session::seal::{KeyRing, Sealer, SealerId};
 use baton::time::Instant;
 use baton::tls::{JobResult, ServerConfig, TicketStore, TlsServer};
-use baton::worker::fleet::{open_fetched, FetchedExpiry, Fleet, FleetParams, FleetTickets, RedisSink, RepositorySink};
+use baton::worker::fleet::{flow_identity, open_fetched, FetchedExpiry, Fleet, FleetParams, FleetTickets, RedisSink, RepositorySink};
 use baton::worker::tickets::WorkerTickets;
 use baton::worker::Worker;
 use baton::session::table::{HeapArena, SessionTable, TableConfig};
@@ -445,14 +445,42 @@ struct Parts {
     import: Vec<f64>,
 }
 
+/// One handoff's figures.
+struct Sample {
+    /// Export start, export end, SET confirmed, GETDEL answered (start of
+    /// the importing poll), first byte forwarded.
+    t: [Clock; 5],
+    /// The taker forwarded a byte before the segment's next step.
+    forwarded: bool,
+    /// The taker forwarded its first byte in the importing poll (else on
+    /// a backend frame that waited meanwhile).
+    in_import: bool,
+    /// Where the first byte went.
+    to_client: bool,
+    /// The sealed connection record's size in Redis, when peeked.
+    record: Option<usize>,
+}
+
+impl Parts {
+    fn push(&mut self, s: &Sample) {
+        let d = |a: usize, b: usize| us(s.t[b] - s.t[a]);
+        self.whole.push(d(0, 4));
+        self.export.push(d(0, 1));
+        self.set.push(d(1, 2));
+        self.getdel.push(d(2, 3));
+        self.import.push(d(3, 4));
+    }
+}
+
 /// Moves the connection from host `s` to host `t`; the next client frame
-/// is in `sim.to_baton`. True if the taker forwarded its first byte in
-/// the poll that imported the connection.
-fn handoff(h: &mut Hosts, s: usize, t: usize, parts: &mut Parts) -> bool {
+/// is in `sim.to_baton`. With `peek`, reads the record's size in Redis
+/// (between the SET and the GETDEL: that sample's times are off).
+fn handoff(h: &mut Hosts, s: usize, t: usize, peek: Option<&redis_support::RedisServer>) -> Sample {
     let now = Instant::from_millis(h.sim.now_ms);
     let sim = &mut h.sim;
     let exported0 = sim.workers[s].stats.fleet_conns_exported;
     let imported0 = sim.workers[t].stats.fleet_conns_imported;
+    let cf = sim.workers[s].client_flows()[0];
     let mut out: Vec<Vec<u8>> = Vec::new();
     h.fleets[s].set_draining(true);
     // Export (the drain): encode, seal, submit the SET, purge.
@@ -466,14 +494,18 @@ fn handoff(h: &mut Hosts, s: usize, t: usize, parts: &mut Parts) -> bool {
         w.stats.fleet_conns_exported > exported0
     });
     let t2 = Clock::now();
+    let record = peek.map(|r| {
+        let key = record_key("web", RecordKind::Conn, &flow_identity(&cf));
+        redis::cmd("STRLEN").arg(key).query::<usize>(&mut r.admin().expect("admin")).expect("STRLEN")
+    });
     // The next frame reaches the taker: its GETDEL.
     let frames: Vec<Vec<u8>> = sim.to_baton.drain(..).collect();
     let (client_frames, rest): (Vec<_>, Vec<_>) = frames.into_iter().partition(|f| from_client(f));
-    let mut first_out: Option<Clock> = None;
+    let mut first_out: Option<(Clock, bool)> = None;
     {
         let mut tx = |x: &[u8]| {
             if first_out.is_none() && payload_len(x) > 0 {
-                first_out = Some(Clock::now());
+                first_out = Some((Clock::now(), x.get(0..6) == Some(&CLIENT_MAC[..])));
             }
             out.push(x.to_vec());
         };
@@ -490,7 +522,7 @@ fn handoff(h: &mut Hosts, s: usize, t: usize, parts: &mut Parts) -> bool {
         t3 = Clock::now();
         let mut tx = |x: &[u8]| {
             if first_out.is_none() && payload_len(x) > 0 {
-                first_out = Some(Clock::now());
+                first_out = Some((Clock::now(), x.get(0..6) == Some(&CLIENT_MAC[..])));
             }
             out.push(x.to_vec());
         };
@@ -506,23 +538,29 @@ fn handoff(h: &mut Hosts, s: usize, t: usize, parts: &mut Parts) -> bool {
     for f in &rest {
         let mut tx = |x: &[u8]| {
             if first_out.is_none() && payload_len(x) > 0 {
-                first_out = Some(Clock::now());
+                first_out = Some((Clock::now(), x.get(0..6) == Some(&CLIENT_MAC[..])));
             }
             out.push(x.to_vec());
         };
         sim.workers[if is_arp(f) { 0 } else { t }].handle_frame(f, now, &mut tx);
     }
-    let t4 = first_out.unwrap_or_else(Clock::now);
+    if first_out.is_none() {
+        // What those frames made due goes out on the taker's next poll.
+        let mut tx = |x: &[u8]| {
+            if first_out.is_none() && payload_len(x) > 0 {
+                first_out = Some((Clock::now(), x.get(0..6) == Some(&CLIENT_MAC[..])));
+            }
+            out.push(x.to_vec());
+        };
+        sim.workers[t].poll(now, &mut tx);
+    }
+    let forwarded = first_out.is_some();
+    let (t4, to_client) = first_out.unwrap_or((Clock::now(), false));
     h.fleets[s].set_draining(false);
     for f in out {
         common::route(BATON_MAC, f, &mut sim.to_baton, &mut sim.client, &mut sim.backend);
     }
-    parts.whole.push(us(t4 - t0));
-    parts.export.push(us(t1 - t0));
-    parts.set.push(us(t2 - t1));
-    parts.getdel.push(us(t3 - t2));
-    parts.import.push(us(t4 - t3));
-    in_import
+    Sample { t: [t0, t1, t2, t3, t4], forwarded, in_import, to_client, record }
 }
 
 fn handoffs(n: usize, ca: &[u8], cfg: &Arc<ServerConfig>, redis: &redis_support::RedisServer) {
@@ -542,16 +580,19 @@ fn handoffs(n: usize, ca: &[u8], cfg: &Arc<ServerConfig>, redis: &redis_support:
         assert!(steps < 20_000, "the transfer did not start");
     }
     let mut parts = Parts::default();
-    let (mut ping, mut in_import, mut least) = (Vec::new(), 0usize, usize::MAX);
-    for _ in 0..n {
+    let (mut ping, mut in_import, mut to_client, mut least, mut record, mut unforwarded) = (Vec::new(), 0usize, 0usize, usize::MAX, None, 0usize);
+    for k in 0..n + 1 {
         // Live data through the current owner: at least 3 steps and
-        // 16 KiB more downloaded, then a client frame on its way.
+        // 16 KiB more downloaded, then a client frame and a backend data
+        // segment on their way (the taker has something to forward).
         let d0 = client.downloaded.len();
         let mut steps = 0;
         loop {
             hosts_step(&mut h.sim, &mut client, &mut backend);
             assert!(client.error.is_none(), "client error: {:?}", client.error);
-            if steps >= 3 && client.downloaded.len() >= d0 + 16 * 1024 && h.sim.to_baton.iter().any(|f| from_client(f)) {
+            if steps >= 3 && client.downloaded.len() >= d0 + 16 * 1024 && h.sim.to_baton.iter().any(|f| from_client(f))
+                && h.sim.to_baton.iter().any(|f| !from_client(f) && payload_len(f) > 0)
+            {
                 break;
             }
             baton_step(&mut h.sim, cur);
@@ -563,8 +604,18 @@ fn handoffs(n: usize, ca: &[u8], cfg: &Arc<ServerConfig>, redis: &redis_support:
         pinger.ping().expect("PING");
         ping.push(us(t0.elapsed()));
         let t = 1 - cur;
-        if handoff(&mut h, cur, t, &mut parts) {
-            in_import += 1;
+        // The first handoff warms up and peeks at the record's size.
+        let sample = handoff(&mut h, cur, t, if k == 0 { Some(redis) } else { None });
+        if k == 0 {
+            record = sample.record;
+        } else if !sample.forwarded {
+            // Nothing forwarded before the next step (the client's window
+            // was full?): no end to time.
+            unforwarded += 1;
+        } else {
+            parts.push(&sample);
+            in_import += usize::from(sample.in_import);
+            to_client += usize::from(sample.to_client);
         }
         assert_eq!((h.sim.workers[t].conn_count(), h.sim.workers[cur].conn_count()), (1, 0), "the connection is on host {t} only");
         cur = t;
@@ -589,19 +640,22 @@ fn handoffs(n: usize, ca: &[u8], cfg: &Arc<ServerConfig>, redis: &redis_support:
         "download bytes differ"
     );
     let (a, b) = (&h.sim.workers[0].stats, &h.sim.workers[1].stats);
-    assert_eq!(a.fleet_conns_exported + b.fleet_conns_exported, n as u64);
-    assert_eq!(a.fleet_conns_imported + b.fleet_conns_imported, n as u64);
+    assert_eq!(a.fleet_conns_exported + b.fleet_conns_exported, n as u64 + 1);
+    assert_eq!(a.fleet_conns_imported + b.fleet_conns_imported, n as u64 + 1);
+    let timed = n - unforwarded;
+    assert!(timed > 0, "no handoff forwarded a byte at once");
     let p = |v: &mut Vec<f64>| (pct(v, 0.5), pct(v, 0.99));
     let (w, e, s, g, i, r) = (p(&mut parts.whole), p(&mut parts.export), p(&mut parts.set), p(&mut parts.getdel), p(&mut parts.import), p(&mut ping));
     println!(
-        "cross-host handoff through Redis on loopback: one live TLS connection mid-download, {n} handoffs A<->B by host drains (each host: a Worker, its fabric, its Repository service with 1 thread)"
+        "cross-host handoff through Redis on loopback: one live TLS connection mid-download, {n} handoffs A<->B by host drains (+1 warm-up; {unforwarded} not timed: nothing to forward at once), sealed record {} B (each host: a Worker, its fabric, its Repository service with 1 thread)",
+        record.unwrap_or(0)
     );
     println!("  whole: drain export -> SET ok -> next frame on the taker -> GETDEL -> import -> first byte forwarded   p50 {:7.1} µs  p99 {:7.1} µs   (reference: 2 x PING p50 {:.1} µs)", w.0, w.1, 2.0 * r.0);
     println!("    export on the giver (encode + seal + SET submitted + purge)     p50 {:7.1} µs  p99 {:7.1} µs", e.0, e.1);
     println!("    SET round trip (submitted -> the giver's worker has the OK)     p50 {:7.1} µs  p99 {:7.1} µs   (reference: PING p50 {:.1} µs)", s.0, s.1, r.0);
     println!("    GETDEL round trip (frame on the taker -> its worker has it)     p50 {:7.1} µs  p99 {:7.1} µs   (reference: PING p50 {:.1} µs)", g.0, g.1, r.0);
     println!(
-        "    open + import + first byte forwarded by the taker                p50 {:7.1} µs  p99 {:7.1} µs   (in the importing poll: {in_import} of {n})",
+        "    open + import + first byte forwarded by the taker                p50 {:7.1} µs  p99 {:7.1} µs   (first byte: to the client {to_client} of {timed}; {in_import} already in the importing poll, else on the next poll, from a backend segment waiting meanwhile)",
         i.0, i.1
     );
     println!("  reference: PING p50 {:.1} µs  p99 {:.1} µs (same run, between handoffs); same-host handoff: cargo bench --bench handoff", r.0, r.1);
