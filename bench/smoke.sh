@@ -31,5 +31,8 @@ timeout 120 bench/replay/run.sh --memif --seconds 0.3 --idle 50 || { echo "bench
 echo "== bench smoke: replay --raw (net_pcap, 1 s) and net_null"
 timeout 120 bench/replay/run.sh --raw --seconds 1 || { echo "bench smoke: replay --raw FAILED"; rc=1; }
 
+echo "== bench smoke: fleet (redis-server on loopback: 20 handshake rounds, 8 cross-host handoffs)"
+timeout 300 cargo bench --locked --bench fleet -- 20 8 || { echo "bench smoke: fleet FAILED"; rc=1; }
+
 [ $rc = 0 ] && echo "bench smoke: ok" || echo "bench smoke: FAILED"
 exit $rc
