@@ -13,6 +13,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, msg: String },
     #[error("{key}: {msg}")]
     Invalid { key: &'static str, msg: String },
+    /// An error from a section that names its own keys (`repository.url: ...`).
+    #[error("{0}")]
+    Section(String),
 }
 
 fn invalid(key: &'static str, msg: impl Into<String>) -> ConfigError {
@@ -452,6 +455,23 @@ impl Config {
             if cfg.tls.key.is_relative() {
                 cfg.tls.key = dir.join(&cfg.tls.key);
             }
+            // So are the fleet's files.
+            let rel = |p: &mut PathBuf| {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            };
+            if let Some(r) = cfg.repository.as_mut() {
+                for p in [r.password_file.as_mut(), r.tls_ca_file.as_mut()].into_iter().flatten() {
+                    rel(p);
+                }
+            }
+            if let Some(f) = cfg.fleet.as_mut() {
+                rel(&mut f.key_file);
+                if let Some(p) = f.previous_key_file.as_mut() {
+                    rel(p);
+                }
+            }
         }
         Ok(cfg)
     }
@@ -553,6 +573,9 @@ impl Config {
         if !(1..=1 << 20).contains(&self.session.table_slots) {
             return Err(invalid("session.table_slots", "must be 1..=1048576"));
         }
+        if let Some(r) = &self.repository {
+            r.validate().map_err(|e| ConfigError::Section(e.to_string()))?;
+        }
         if let Some(f) = &self.fleet {
             if self.repository.is_none() {
                 return Err(invalid("fleet", "needs a [repository] section (the Redis the fleet shares)"));
@@ -623,6 +646,22 @@ alpn = ["http/1.1"]
 [backend]
 servers = ["198.18.0.1:8080"]
 "#;
+
+    /// Regression: `check-config` said ok to a repository section that
+    /// `run` then refused (after EAL and TAP setup).
+    #[test]
+    fn fleet_sections_are_checked_at_parse_naming_the_key() {
+        let fleet = "[fleet]\nkey_file = \"fleet.key\"\n";
+        let err = |extra: &str| Config::parse(&format!("{GOOD}{extra}")).unwrap_err().to_string();
+        assert!(err(&format!("[repository]\nurl = \"http://127.0.0.1:6379\"\n{fleet}")).starts_with("repository.url:"));
+        assert!(err(&format!("[repository]\nthreads = 0\n{fleet}")).starts_with("repository.threads:"));
+        assert!(err(&format!("[repository]\ntimeout_ms = 0\n{fleet}")).starts_with("repository.timeout_ms:"));
+        assert!(err(fleet).starts_with("fleet:"), "{}", err(fleet));
+        assert!(err("[repository]\n").starts_with("repository:"));
+        assert!(err(&format!("[repository]\n{fleet}host_index = 2\nhosts = 2\n")).starts_with("fleet.host_index:"));
+        let ok = Config::parse(&format!("{GOOD}[repository]\nusername = \"a\"\n{fleet}")).unwrap();
+        assert_eq!(ok.fleet.unwrap().conn_ttl_s, 10);
+    }
 
     #[test]
     fn good_config_parses_with_defaults() {

@@ -109,7 +109,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("baton: {e}");
+            // Not eprintln!: with stderr closed it would panic.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "baton: {e}");
             ExitCode::FAILURE
         }
     }
@@ -142,6 +144,13 @@ fn drain(admin: &str, worker: Option<usize>, undo: bool) -> Result<(), String> {
 fn check_config(file: &std::path::Path) -> Result<(), String> {
     let cfg = baton::config::Config::load(file).map_err(|e| e.to_string())?;
     baton::worker::runtime::load_tls(&cfg)?;
+    // Everything `run` reads before touching DPDK, so "ok" means ok.
+    if let Some(f) = &cfg.fleet {
+        f.load_keys().map_err(|e| e.to_string())?;
+    }
+    if let Some(r) = &cfg.repository {
+        r.password().map_err(|e| e.to_string())?;
+    }
     use std::io::Write;
     // Write errors (a closed pipe, `| head`) are not baton's to report.
     let mut out = std::io::stdout().lock();

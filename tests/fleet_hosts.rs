@@ -273,3 +273,41 @@ fn derived(secret: &[u8]) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// Regression: with the repository down, a host drain exported every
+/// connection, got it back (not stored) and exported it again on every
+/// poll, logging each time. Now the connection stays and exports pause.
+#[test]
+fn draining_while_the_repository_is_down_keeps_the_connection_and_pauses_exports() {
+    let (ca, cfg) = tls();
+    let mut f = two_hosts(cfg, 306);
+    let ccfg = client_config(&ca, None, None, &[]);
+    let down = 512 * 1024;
+    let upload = pattern(16 * 1024);
+    let mut client = ClientApp::new(&mut f.sim.client, ccfg.clone(), "baton.test", upload.clone(), 42400);
+    let mut backend = BackendApp::new(&mut f.sim.backend, down);
+    let mut drained_at = None;
+    for _ in 0..100_000u64 {
+        client.step(&mut f.sim.client);
+        backend.step(&mut f.sim.backend);
+        f.sim.step(&mut |_, _| 0);
+        assert!(client.error.is_none(), "client error: {:?}", client.error);
+        if drained_at.is_none() && client.downloaded.len() > 64 * 1024 {
+            f.repo.set_down(true);
+            f.fleets[0].set_draining(true);
+            drained_at = Some(f.sim.now_ms);
+        }
+        if client.done() && backend.closed && f.sim.conns() == 0 {
+            break;
+        }
+        f.sim.now_ms += 1;
+    }
+    assert!(client.got_close, "download did not finish: {} of {down}", client.downloaded.len());
+    assert_eq!(sha256_hex(&client.downloaded), sha256_hex(&pattern(down)), "download bytes differ");
+    let a = &f.sim.workers[0].stats;
+    let ms = f.sim.now_ms - drained_at.unwrap();
+    // One try per pause (500 ms), not one per poll.
+    assert!(a.fleet_exports_failed >= 1 && a.fleet_exports_failed <= ms / 500 + 2, "{} failed exports in {ms} ms", a.fleet_exports_failed);
+    assert_eq!(a.fleet_exports_lost, 0);
+    assert_eq!(f.sim.workers[1].stats.fleet_conns_imported, 0);
+}

@@ -874,6 +874,9 @@ struct ServiceThread {
 /// ambiguous outcome; the PING's failure costs nothing but a reconnect.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
+/// An idle service thread checks the link this often.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
 impl ServiceThread {
     fn new(shared: Arc<Shared>) -> ServiceThread {
         let mut t = ServiceThread { shared, client: None, retry_at: None, was_connected: false, last_used: Instant::now() };
@@ -889,6 +892,10 @@ impl ServiceThread {
                     Err(_) => return,
                 },
                 recv(stop) -> _ => break,
+                // Idle: keep `up` true to what Redis does now, both ways (a
+                // drain is refused while it is down; a Redis that comes
+                // back is noticed without waiting for traffic).
+                default(HEARTBEAT) => self.heartbeat(),
             }
         }
         // Stopping: whatever is still queued is answered Unavailable.
@@ -943,6 +950,20 @@ impl ServiceThread {
             }
         }
         self.client.as_mut()
+    }
+
+    /// With no request for a while: reconnect if the circuit allows, else
+    /// PING a connection that has been idle (`ensure_client` does both).
+    fn heartbeat(&mut self) {
+        if self.ensure_client().is_none() {
+            return;
+        }
+        let ok = self.client.as_mut().map(|c| c.ping().is_ok()).unwrap_or(false);
+        if ok {
+            self.shared.stats.up.store(true, Ordering::Relaxed);
+        } else {
+            self.trip();
+        }
     }
 
     /// Opens the circuit: drop the connection, no reconnect for `retry_ms`.

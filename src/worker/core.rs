@@ -138,6 +138,11 @@ struct FleetLocal {
     tokens: u32,
     tokens_at: Instant,
     fetched: FetchedExpiry,
+    /// After an export the repository refused: no exports before then
+    /// (regression: with Redis down a drain exported and re-imported every
+    /// connection on every poll, ~3,500 times a second, each logged).
+    export_pause_until: Instant,
+    last_export_warning: Instant,
 }
 
 /// Most frames held while waiting for a yield, per flow and in all.
@@ -298,6 +303,8 @@ impl Worker {
             negative: HashMap::new(),
             tokens_at: Instant::ZERO,
             fetched: FetchedExpiry::new(),
+            export_pause_until: Instant::ZERO,
+            last_export_warning: Instant::ZERO,
         });
     }
 
@@ -1185,6 +1192,8 @@ impl Worker {
 /// Most frames held per flow, and in all, while the repository is asked.
 const FLEET_HELD_PER_FLOW: usize = 32;
 const FLEET_HELD_TOTAL: usize = 2048;
+/// Exports wait this long after the repository refused one.
+const EXPORT_PAUSE: Duration = Duration::from_millis(500);
 
 /// Fleet mode (issue 4): connections leave a draining host through the
 /// repository and are taken from it by the host their next frame reaches.
@@ -1208,7 +1217,7 @@ impl Worker {
             let ttl = fl.fleet.params.negative_ttl;
             fl.negative.retain(|_, t| now.saturating_since(*t) < ttl);
         }
-        if fl.fleet.is_draining() && self.live > 0 {
+        if fl.fleet.is_draining() && self.live > 0 && now >= fl.export_pause_until {
             for cf in self.client_flows() {
                 self.fleet_export(&cf, now);
             }
@@ -1242,9 +1251,21 @@ impl Worker {
             Pending::Export { id, sealed } => match outcome {
                 Outcome::Stored => self.stats.fleet_conns_exported += 1,
                 Outcome::NotStored(_) | Outcome::Refused => {
-                    // Definitely not stored: ours again.
+                    // Definitely not stored: ours again, and no export
+                    // for a moment (the repository is likely down).
                     self.stats.fleet_exports_failed += 1;
-                    log::warn!("worker {}: the repository did not store an exported connection; it stays here", self.id);
+                    if let Some(fl) = self.fleet.as_mut() {
+                        fl.export_pause_until = now + EXPORT_PAUSE;
+                        if fl.last_export_warning == Instant::ZERO || now.saturating_since(fl.last_export_warning) >= Duration::from_secs(10) {
+                            fl.last_export_warning = now;
+                            log::warn!(
+                                "worker {}: the repository did not store an exported connection; connections stay here, exports paused {} ms ({} so far)",
+                                self.id,
+                                EXPORT_PAUSE.millis(),
+                                self.stats.fleet_exports_failed
+                            );
+                        }
+                    }
                     if self.fleet_import(&id, &sealed, now).is_none() {
                         self.stats.fleet_records_unreadable += 1;
                     }

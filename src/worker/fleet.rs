@@ -349,7 +349,12 @@ impl RepositorySink for MemRepository {
                 Op::Take { kind, .. } | Op::Put { kind, .. } | Op::Del { kind, .. } => *kind,
             };
             if m.down {
-                Outcome::Unavailable
+                // As the real service with its circuit open: a put that was
+                // never sent comes back; anything else is Unavailable.
+                match &req.op {
+                    Op::Put { value, .. } => Outcome::NotStored(value.clone()),
+                    _ => Outcome::Unavailable,
+                }
             } else if m.refused.contains(&kind) {
                 Outcome::Refused
             } else {
