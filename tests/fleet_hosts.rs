@@ -311,3 +311,50 @@ fn draining_while_the_repository_is_down_keeps_the_connection_and_pauses_exports
     assert_eq!(a.fleet_exports_lost, 0);
     assert_eq!(f.sim.workers[1].stats.fleet_conns_imported, 0);
 }
+
+/// Someone with write access to Redis cannot make a host import a
+/// connection: a forged record under the connection's key does not open
+/// (AES-GCM over the record, AAD over kind, identity, key id, expiry); the
+/// taker counts it, imports nothing and does not panic. (The connection is
+/// lost: the forgery's take consumed its key, safety over liveness.) A
+/// genuine record under another flow's key fails the same way: the AAD
+/// binds the identity (`session::seal` tests).
+#[test]
+fn a_forged_record_in_the_repository_does_not_open() {
+    let (ca, cfg) = tls();
+    let mut f = two_hosts(cfg, 307);
+    let ccfg = client_config(&ca, None, None, &[]);
+    let mut client = ClientApp::new(&mut f.sim.client, ccfg.clone(), "baton.test", pattern(8 * 1024), 42500);
+    let mut backend = BackendApp::new(&mut f.sim.backend, 256 * 1024);
+    let mut phase = 0;
+    let mut to_b = false;
+    for _ in 0..20_000u64 {
+        client.step(&mut f.sim.client);
+        backend.step(&mut f.sim.backend);
+        let b = to_b;
+        f.sim.step(&mut |_, _| usize::from(b));
+        assert!(client.error.is_none(), "client error: {:?}", client.error);
+        if phase == 0 && client.downloaded.len() > 64 * 1024 {
+            f.fleets[0].set_draining(true);
+            phase = 1;
+        }
+        if phase == 1 && f.sim.workers[0].conn_count() == 0 && f.repo.count(RecordKind::Conn) == 1 {
+            let (_, id, v) = f.repo.entries().into_iter().find(|e| e.0 == RecordKind::Conn).unwrap();
+            let mut forged = v.clone();
+            let n = forged.len();
+            forged[n / 2] ^= 0x40;
+            f.repo.put_raw(RecordKind::Conn, &id, &forged);
+            to_b = true;
+            phase = 2;
+        }
+        if phase == 2 && f.sim.workers[1].stats.fleet_records_unreadable >= 1 {
+            break;
+        }
+        f.sim.now_ms += 1;
+    }
+    assert_eq!(phase, 2, "never reached the forged record");
+    let b = &f.sim.workers[1].stats;
+    assert_eq!(b.fleet_records_unreadable, 1, "the forged record");
+    assert_eq!((b.fleet_conns_imported, f.sim.workers[1].conn_count()), (0, 0), "nothing imported");
+    assert_eq!(f.sim.max_holders, 1);
+}

@@ -327,6 +327,20 @@ impl MemRepository {
         let k = kind_byte(kind);
         self.lock().map.keys().filter(|(x, _)| *x == k).count()
     }
+    /// Writes a value directly (what someone with write access to Redis
+    /// could do), for tests of forged and moved records.
+    pub fn put_raw(&self, kind: RecordKind, id: &[u8], value: &[u8]) {
+        self.lock().map.insert((kind_byte(kind), id.to_vec()), value.to_vec());
+    }
+    /// Every (kind, id, value) held.
+    pub fn entries(&self) -> Vec<(RecordKind, Vec<u8>, Vec<u8>)> {
+        let kind = |b: u8| match b {
+            b't' => RecordKind::Session,
+            b'c' => RecordKind::Conn,
+            _ => RecordKind::ConnAlias,
+        };
+        self.lock().map.iter().map(|((k, id), v)| (kind(*k), id.clone(), v.clone())).collect()
+    }
     /// Every value held (for scans of what the repository could leak).
     pub fn values(&self) -> Vec<Vec<u8>> {
         self.lock().map.values().cloned().collect()
