@@ -1120,8 +1120,8 @@ mod tests {
         assert_eq!(c.retry_ms, 200);
         assert_eq!(c.frontend, "web");
         assert!(c.cluster_urls.is_empty() && c.password_file.is_none() && c.username.is_empty());
-        let c = RepositoryConfig::from_toml("url = \"redis://10.0.0.5:7000\"\nusername = \"hosta\"\nthreads = 4\n").unwrap();
-        assert_eq!((c.url.as_str(), c.username.as_str(), c.threads), ("redis://10.0.0.5:7000", "hosta", 4));
+        let c = RepositoryConfig::from_toml("url = \"redis://198.18.0.5:7000\"\nusername = \"hosta\"\nthreads = 4\n").unwrap();
+        assert_eq!((c.url.as_str(), c.username.as_str(), c.threads), ("redis://198.18.0.5:7000", "hosta", 4));
     }
 
     fn err(text: &str) -> String {

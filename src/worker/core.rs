@@ -1229,9 +1229,11 @@ impl Worker {
             Pending::Session { conn_tag, id } => {
                 let found = match outcome {
                     Outcome::Taken(sealed) => {
-                        let fl = self.fleet.as_mut().expect("fleet mode");
-                        let wall = fl.fleet.wall(now);
-                        let plain = open_fetched(&fl.fleet, &id, &sealed, wall, &mut fl.fetched);
+                        // Replies only come in fleet mode; if not, no session.
+                        let plain = self.fleet.as_mut().and_then(|fl| {
+                            let wall = fl.fleet.wall(now);
+                            open_fetched(&fl.fleet, &id, &sealed, wall, &mut fl.fetched)
+                        });
                         if plain.is_some() {
                             self.stats.fleet_sessions_found += 1;
                         } else {
@@ -1441,10 +1443,10 @@ impl Worker {
         if fl.fleet.is_draining() || header.flags.rst() || header.flags.syn() || (flow.local.port != listen && !is_backend) {
             return false;
         }
-        if fl.held.contains_key(&flow) {
+        let total = fl.held_total;
+        if let Some(q) = fl.held.get_mut(&flow) {
             // Asked already: hold this one too.
-            let q = fl.held.get_mut(&flow).expect("checked");
-            if q.len() >= FLEET_HELD_PER_FLOW || fl.held_total >= FLEET_HELD_TOTAL {
+            if q.len() >= FLEET_HELD_PER_FLOW || total >= FLEET_HELD_TOTAL {
                 self.stats.handoff_frames_dropped += 1;
             } else {
                 q.push(frame.to_vec());
