@@ -10,8 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton::entropy::OsEntropy;
-use baton::tls::key_schedule::{finished_verify_data, hkdf_expand_label, traffic_key_iv, KeySchedule};
-use baton::tls::suites::{CipherSuite, HashAlg};
 use baton::tls::{ServerConfig, SigningKey, TicketStore, TlsServer};
 
 /// An in-memory ticket store (take removes), standing in for the session
@@ -100,65 +98,11 @@ fn one_handshake(sc: &Arc<ServerConfig>, cc: &Arc<rustls::ClientConfig>, rng: &m
     panic!("handshake did not complete");
 }
 
-/// The crypto a server does in one full handshake, alone.
-fn crypto_only(sign_key: &EcdsaKeyPair, peer_pub: &[u8], rng: &SystemRandom) {
-    let eph = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::X25519, rng).unwrap();
-    let _pub = eph.compute_public_key().unwrap();
-    let peer = ring::agreement::UnparsedPublicKey::new(&ring::agreement::X25519, peer_pub);
-    let shared = ring::agreement::agree_ephemeral(eph, &peer, |s| s.to_vec()).unwrap();
-    let h = HashAlg::Sha256;
-    let th = [0x55u8; 32];
-    let mut ks = KeySchedule::new(h, None);
-    ks.input_dhe(&shared);
-    let chs = ks.client_handshake_traffic_secret(&th);
-    let shs = ks.server_handshake_traffic_secret(&th);
-    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, chs.as_bytes());
-    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, shs.as_bytes());
-    let msg = [0x20u8; 130];
-    let _sig = sign_key.sign(rng, &msg).unwrap();
-    for s in [&shs, &chs] {
-        let fk = hkdf_expand_label(h, s.as_bytes(), b"finished", &[], 32);
-        let _ = finished_verify_data(h, fk.as_bytes(), &th);
-    }
-    ks.into_master();
-    let cap = ks.client_application_traffic_secret_0(&th);
-    let sap = ks.server_application_traffic_secret_0(&th);
-    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, cap.as_bytes());
-    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, sap.as_bytes());
-}
-
-/// The crypto a server does in one psk_dhe_ke resumption, alone: X25519,
-/// the PSK key schedule, the binder and both Finished MACs, the new ticket's
-/// PSK. No signature.
-fn crypto_only_resumed(peer_pub: &[u8], rng: &SystemRandom) {
-    let eph = ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::X25519, rng).unwrap();
-    let _pub = eph.compute_public_key().unwrap();
-    let peer = ring::agreement::UnparsedPublicKey::new(&ring::agreement::X25519, peer_pub);
-    let shared = ring::agreement::agree_ephemeral(eph, &peer, |s| s.to_vec()).unwrap();
-    let h = HashAlg::Sha256;
-    let th = [0x55u8; 32];
-    let psk = [0x33u8; 32];
-    let mut ks = KeySchedule::new(h, Some(&psk));
-    let bk = ks.binder_key(false);
-    let fk = hkdf_expand_label(h, bk.as_bytes(), b"finished", &[], 32);
-    let _ = finished_verify_data(h, fk.as_bytes(), &th);
-    ks.input_dhe(&shared);
-    let chs = ks.client_handshake_traffic_secret(&th);
-    let shs = ks.server_handshake_traffic_secret(&th);
-    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, chs.as_bytes());
-    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, shs.as_bytes());
-    for s in [&shs, &chs] {
-        let fk = hkdf_expand_label(h, s.as_bytes(), b"finished", &[], 32);
-        let _ = finished_verify_data(h, fk.as_bytes(), &th);
-    }
-    ks.into_master();
-    let cap = ks.client_application_traffic_secret_0(&th);
-    let sap = ks.server_application_traffic_secret_0(&th);
-    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, cap.as_bytes());
-    let _ = traffic_key_iv(CipherSuite::Aes128GcmSha256, sap.as_bytes());
-    let rms = ks.resumption_master_secret(&th);
-    let _ = baton::tls::key_schedule::resumption_psk(h, rms.as_bytes(), &[0, 0]);
-}
+// The crypto-only ceilings live in bench/ceilings.rs, shared with
+// bench/replay.
+#[path = "ceilings.rs"]
+mod ceilings;
+use ceilings::{crypto_only, crypto_only_resumed};
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

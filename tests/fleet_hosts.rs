@@ -24,14 +24,7 @@ use rustls::HandshakeKind;
 const FLEET_KEY: [u8; 32] = [0x5a; 32];
 
 fn tls() -> (Vec<u8>, Arc<baton::tls::ServerConfig>) {
-    let dir = std::env::temp_dir().join(format!("baton-fleet-{}-{:?}", std::process::id(), std::thread::current().id()));
-    let g = baton::demo::certs::generate(&dir, &["baton.test"], &[]).unwrap();
-    let chain = baton::tls::load_cert_chain_pem(&std::fs::read(&g.cert).unwrap()).unwrap();
-    let key = baton::tls::SigningKey::from_pem(&std::fs::read(&g.key).unwrap()).unwrap();
-    let cfg = Arc::new(baton::tls::ServerConfig::new(chain, key, vec![]).unwrap());
-    let ca = std::fs::read(&g.ca).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    (ca, cfg)
+    common::tlsclient::test_server_tls("fleet")
 }
 
 struct Fleet2 {

@@ -52,6 +52,14 @@ fn call(repo: &Repository, tag: u64, op: Op) -> (Reply, Duration) {
     (r, t0.elapsed())
 }
 
+/// Stalls the server for `secs` (DEBUG SLEEP on its own connection).
+fn stall(port: u16, secs: &'static str) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut admin = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap().get_connection().unwrap();
+        let _: () = redis::cmd("DEBUG").arg("SLEEP").arg(secs).query(&mut admin).unwrap();
+    })
+}
+
 fn take_op(id: &[u8]) -> Op {
     Op::Take { kind: RecordKind::Session, id: id.to_vec() }
 }
@@ -263,11 +271,7 @@ fn a_timed_out_take_drops_the_connection_so_replies_never_misalign() {
         assert!(matches!(reply.outcome, Outcome::Stored));
     }
     // Stall the server for 300 ms while the take is in flight.
-    let port = r.port;
-    let staller = std::thread::spawn(move || {
-        let mut admin = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap().get_connection().unwrap();
-        let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("0.3").query(&mut admin).unwrap();
-    });
+    let staller = stall(r.port, "0.3");
     std::thread::sleep(Duration::from_millis(50));
     let (reply, took) = call(&repo, 2, take_op(b"A"));
     assert!(matches!(reply.outcome, Outcome::Unavailable), "{:?}", reply.outcome);
@@ -309,11 +313,7 @@ fn a_timed_out_put_is_unavailable_because_redis_may_hold_it() {
     // sending anything (certainly not stored), which is not this case.
     let (reply, _) = call(&repo, 9, put_op(b"warm", b"up", 10_000));
     assert!(matches!(reply.outcome, Outcome::Stored), "{:?}", reply.outcome);
-    let port = r.port;
-    let staller = std::thread::spawn(move || {
-        let mut admin = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap().get_connection().unwrap();
-        let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("0.3").query(&mut admin).unwrap();
-    });
+    let staller = stall(r.port, "0.3");
     std::thread::sleep(Duration::from_millis(50));
     let (reply, _) = call(&repo, 1, put_op(b"P", b"maybe", 10_000));
     assert!(matches!(reply.outcome, Outcome::Unavailable), "{:?}", reply.outcome);
@@ -533,11 +533,7 @@ fn a_full_queue_hands_the_request_back_at_once_and_counts_it() {
     c.queue = 1;
     c.timeout_ms = 2000;
     let repo = Repository::start(&c).unwrap();
-    let port = r.port;
-    let staller = std::thread::spawn(move || {
-        let mut admin = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap().get_connection().unwrap();
-        let _: () = redis::cmd("DEBUG").arg("SLEEP").arg("0.4").query(&mut admin).unwrap();
-    });
+    let staller = stall(r.port, "0.4");
     std::thread::sleep(Duration::from_millis(50));
     let h = repo.handle();
     let (tx, rx) = unbounded();

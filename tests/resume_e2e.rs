@@ -16,14 +16,7 @@ use common::sha256_hex;
 use rustls::HandshakeKind;
 
 fn tls() -> (Vec<u8>, Arc<baton::tls::ServerConfig>) {
-    let dir = std::env::temp_dir().join(format!("baton-resume-e2e-{}-{:?}", std::process::id(), std::thread::current().id()));
-    let g = baton::demo::certs::generate(&dir, &["baton.test"], &[]).unwrap();
-    let chain = baton::tls::load_cert_chain_pem(&std::fs::read(&g.cert).unwrap()).unwrap();
-    let key = baton::tls::SigningKey::from_pem(&std::fs::read(&g.key).unwrap()).unwrap();
-    let cfg = Arc::new(baton::tls::ServerConfig::new(chain, key, vec![]).unwrap());
-    let ca = std::fs::read(&g.ca).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    (ca, cfg)
+    common::tlsclient::test_server_tls("resume-e2e")
 }
 
 /// One whole proxied connection, every frame to worker `w`.

@@ -1208,6 +1208,10 @@ impl Worker {
         }
         for _ in 0..256 {
             let Some(fl) = self.fleet.as_mut() else { return };
+            if fl.pending.is_empty() {
+                // Nothing asked: no channel to look at (once per loop).
+                break;
+            }
             let Ok(reply) = fl.reply_rx.try_recv() else { break };
             let Some(p) = fl.pending.remove(&reply.tag) else { continue };
             self.on_reply(p, reply.outcome, now, tx);
@@ -1250,9 +1254,10 @@ impl Worker {
                     fl.fetched.remove(&id);
                 }
             }
-            Pending::Export { id, sealed } => match outcome {
+            Pending::Export { id } => match outcome {
                 Outcome::Stored => self.stats.fleet_conns_exported += 1,
-                Outcome::NotStored(_) | Outcome::Refused => {
+                // The repository hands back a put that certainly did not run.
+                Outcome::NotStored(sealed) => {
                     // Definitely not stored: ours again, and no export
                     // for a moment (the repository is likely down).
                     self.stats.fleet_exports_failed += 1;
@@ -1414,12 +1419,12 @@ impl Worker {
         drop(plain);
         let tag = self.jobs.tag();
         let std_ttl = std::time::Duration::from_micros(ttl.micros());
-        let req = Request { tag, op: Op::Put { kind: RecordKind::Conn, id: id.to_vec(), value: sealed.clone(), ttl: std_ttl }, reply: Some(fl.reply_tx.clone()) };
+        let req = Request { tag, op: Op::Put { kind: RecordKind::Conn, id: id.to_vec(), value: sealed, ttl: std_ttl }, reply: Some(fl.reply_tx.clone()) };
         if fl.fleet.submit(req).is_err() {
             // Queue full: try again on the next poll.
             return false;
         }
-        fl.pending.insert(tag, Pending::Export { id, sealed });
+        fl.pending.insert(tag, Pending::Export { id });
         if let Some(bf) = bf {
             let alias = Request { tag: 0, op: Op::Put { kind: RecordKind::ConnAlias, id: flow_identity(&bf).to_vec(), value: id.to_vec(), ttl: std_ttl }, reply: None };
             let _ = fl.fleet.submit(alias);

@@ -276,9 +276,10 @@ pub fn open_fetched(fleet: &Fleet, ticket_id: &[u8], sealed: &[u8], wall: Instan
 pub enum Pending {
     /// A ticket for the connection with this tag (its ClientHello waits).
     Session { conn_tag: u64, id: Vec<u8> },
-    /// An exported connection: our sealed copy, until Redis confirms it
-    /// stored the record (kept sealed, never in clear).
-    Export { id: [u8; 12], sealed: Vec<u8> },
+    /// An exported connection, until Redis confirms it stored the record
+    /// (a put that certainly did not run comes back as `NotStored` with
+    /// the sealed record, so no copy is kept here).
+    Export { id: [u8; 12] },
     /// An unknown flow's connection record; frames are held under `held`.
     ConnTake { id: [u8; 12], held: FlowId },
     /// An unknown backend flow: its alias names the connection record.
@@ -370,7 +371,11 @@ impl RepositorySink for MemRepository {
                     _ => Outcome::Unavailable,
                 }
             } else if m.refused.contains(&kind) {
-                Outcome::Refused
+                // As the real service: a refused put comes back.
+                match &req.op {
+                    Op::Put { value, .. } => Outcome::NotStored(value.clone()),
+                    _ => Outcome::Refused,
+                }
             } else {
                 match &req.op {
                     Op::Take { kind, id } => match m.map.remove(&(kind_byte(*kind), id.clone())) {

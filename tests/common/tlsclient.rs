@@ -240,3 +240,17 @@ impl BackendApp {
 pub fn pattern(n: usize) -> Vec<u8> {
     (0..n as u64).map(baton::demo::backend::pattern_byte).collect()
 }
+
+/// A throwaway CA and a server certificate for "baton.test": the CA's PEM
+/// (for clients) and baton's TLS config. `tag` names the temporary
+/// directory, unique per process and thread.
+pub fn test_server_tls(tag: &str) -> (Vec<u8>, Arc<baton::tls::ServerConfig>) {
+    let dir = std::env::temp_dir().join(format!("baton-{tag}-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let g = baton::demo::certs::generate(&dir, &["baton.test"], &[]).unwrap();
+    let chain = baton::tls::load_cert_chain_pem(&std::fs::read(&g.cert).unwrap()).unwrap();
+    let key = baton::tls::SigningKey::from_pem(&std::fs::read(&g.key).unwrap()).unwrap();
+    let cfg = Arc::new(baton::tls::ServerConfig::new(chain, key, vec![]).unwrap());
+    let ca = std::fs::read(&g.ca).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (ca, cfg)
+}
