@@ -531,23 +531,60 @@ fn a_full_queue_hands_the_request_back_at_once_and_counts_it() {
     let mut c = host_a(&r);
     c.threads = 1;
     c.queue = 1;
-    c.timeout_ms = 2000;
+    c.timeout_ms = 3000;
     let repo = Repository::start(&c).unwrap();
-    let staller = stall(r.port, "0.4");
-    std::thread::sleep(Duration::from_millis(50));
     let h = repo.handle();
-    let (tx, rx) = unbounded();
-    // 1: taken by the (now blocked) thread; 2: fills the queue of one.
-    h.submit(Request { tag: 1, op: take_op(b"1"), reply: Some(tx.clone()) }).unwrap();
-    std::thread::sleep(Duration::from_millis(30));
-    h.submit(Request { tag: 2, op: take_op(b"2"), reply: Some(tx.clone()) }).unwrap();
-    let t0 = Instant::now();
-    let back = h.submit(Request { tag: 3, op: put_op(b"3", b"mine", 1000), reply: Some(tx) }).expect_err("queue full");
-    assert!(t0.elapsed() < Duration::from_millis(20), "submit blocked");
-    assert_eq!(back.tag, 3);
-    assert!(matches!(&back.op, Op::Put { value, .. } if value == b"mine"));
-    assert_eq!(repo.stats().snapshot().queue_full, 1);
-    staller.join().unwrap();
-    let tags: Vec<u64> = (0..2).map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap().tag).collect();
-    assert_eq!(tags, vec![1, 2]);
+    // The scenario needs the one service thread blocked in a stalled Redis
+    // while one request waits in the queue of one. On a loaded machine the
+    // stall can begin late (regression: CI failed when the thread had not
+    // yet picked up request 1), so each attempt checks that it got there and
+    // retries (bounded) if not; an attempt that got there must pass.
+    for attempt in 0..5 {
+        let staller = stall(r.port, "1.5");
+        std::thread::sleep(Duration::from_millis(100));
+        let (tx, rx) = unbounded();
+        let mut refused = 0u64;
+        let before = repo.stats().snapshot().queue_full;
+        // Request 1 goes to the thread (which blocks on it); request 2 is
+        // accepted once the thread has taken 1 and then waits in the queue.
+        for (tag, id) in [(1u64, b"1"), (2, b"2")] {
+            let mut req = Request { tag, op: take_op(id), reply: Some(tx.clone()) };
+            let deadline = Instant::now() + Duration::from_secs(1);
+            loop {
+                match h.submit(req) {
+                    Ok(()) => break,
+                    Err(back) => {
+                        assert!(Instant::now() < deadline, "request {tag} never found room");
+                        refused += 1;
+                        req = back;
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+            }
+        }
+        let t0 = Instant::now();
+        match h.submit(Request { tag: 3, op: put_op(b"3", b"mine", 1000), reply: Some(tx) }) {
+            Err(back) => {
+                assert!(t0.elapsed() < Duration::from_millis(300), "submit blocked");
+                assert_eq!(back.tag, 3);
+                assert!(matches!(&back.op, Op::Put { value, .. } if value == b"mine"));
+                assert_eq!(repo.stats().snapshot().queue_full, before + refused + 1);
+                staller.join().unwrap();
+                let tags: Vec<u64> = (0..2).map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap().tag).collect();
+                assert_eq!(tags, vec![1, 2]);
+                assert!(rx.recv_timeout(Duration::from_millis(100)).is_err(), "the refused request was not run");
+                return;
+            }
+            Ok(()) => {
+                // The queue had room, so the thread was not blocked: the
+                // stall had not begun. Let everything finish and try again.
+                eprintln!("attempt {attempt}: the stall began late; retrying");
+                staller.join().unwrap();
+                for _ in 0..3 {
+                    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+                }
+            }
+        }
+    }
+    panic!("in 5 attempts the service thread was never blocked on the stalled Redis");
 }
