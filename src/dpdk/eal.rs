@@ -187,6 +187,11 @@ impl Eal {
         let argc = argv.len() as c_int;
         argv.push(std::ptr::null_mut());
         let argv = Box::leak(argv.into_boxed_slice());
+        let claimed = super::signals::claim_tap_rx_signals();
+        log::debug!(
+            "claimed {claimed} real-time signals so that a net_tap port polls its queues \
+             (its 'All rt-signals are in use' warning is expected)"
+        );
         // SAFETY: argv holds argc valid NUL-terminated strings followed by a
         // NULL, all leaked so they outlive the EAL; EAL_STARTED guarantees
         // this is the only rte_eal_init call in the process.
