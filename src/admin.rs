@@ -199,6 +199,12 @@ pub fn render(snaps: &Snapshots) -> String {
     for (i, c) in copies.iter().enumerate() {
         out.push_str(&format!("baton_connections{{worker=\"{i}\"}} {}\n", c.live));
     }
+    out.push_str(
+        "# HELP baton_connections_time_wait Of baton_connections, those whose client flow waits out TIME_WAIT (TLS state already dropped).\n# TYPE baton_connections_time_wait gauge\n",
+    );
+    for (i, c) in copies.iter().enumerate() {
+        out.push_str(&format!("baton_connections_time_wait{{worker=\"{i}\"}} {}\n", c.time_wait));
+    }
     // Busy loop iterations as a Prometheus histogram (cumulative buckets).
     out.push_str("# HELP baton_loop_iteration_microseconds Time one busy poll-loop iteration held the worker.\n");
     out.push_str("# TYPE baton_loop_iteration_microseconds histogram\n");

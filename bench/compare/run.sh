@@ -300,6 +300,7 @@ stop_baton() { # MODE
   [ "${inuse:-0}" -le 1024 ] || { log "baton: $inuse mbufs in use at stop (more than net_tap's RX ring)"; FAILED=1; }
   # Connections baton still held when told to stop, with no client left.
   put baton "$1.open_at_stop" "$(sed -n 's/.*stopping, closing \([0-9]*\) connections.*/\1/p' "$OUT/baton.log" | head -1)"
+  put baton "$1.time_wait_at_stop" "$(sed -n 's/.*stopping, closing [0-9]* connections (\([0-9]*\) of them in TIME_WAIT).*/\1/p' "$OUT/baton.log" | head -1)"
   # A fresh namespace for the next start: the kernel side (client and
   # backends) would otherwise keep TIME_WAIT/FIN_WAIT_2 sockets on the
   # 4-tuples a restarted baton reuses first (its backend source ports start

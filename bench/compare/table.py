@@ -170,9 +170,10 @@ for s in servers:
     print(f"  {s}: " + ", ".join(f"{m} {bottleneck(s, m)}" for m in ["handshakes", "resumed", "latency", "bulk", "idle"])
           + f"; load average after run {R.get((s, 'loadavg'), '?')}")
 if "baton" in servers:
-    left = [(m, R.get(("baton", m + ".open_at_stop"), "")) for m in ["handshakes", "resumed", "latency", "bulk", "idle"]]
-    print("baton: connections still open when stopped after each figure (every client had closed): "
-          + ", ".join(f"{m} {v or '?'}" for m, v in left))
+    left = [(m, R.get(("baton", m + ".open_at_stop"), ""), R.get(("baton", m + ".time_wait_at_stop"), ""))
+            for m in ["handshakes", "resumed", "latency", "bulk", "idle"]]
+    print("baton: connections still held when stopped after each figure (every client had closed), of them in TIME_WAIT: "
+          + ", ".join(f"{m} {v or '?'} ({tw or '?'})" for m, v, tw in left))
 print("server CPU per thread (pid/name), bulk figure:")
 for s in servers:
     print(f"  {s}: {R.get((s, 'bulk.threads'), '?')}")

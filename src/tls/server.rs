@@ -160,6 +160,9 @@ pub struct TlsServer {
     close_received: bool,
     failed: bool,
     error: Option<TlsError>,
+    /// Keys and buffers dropped for good ([`TlsServer::retire`]); not part
+    /// of the exported state (a taker retires again).
+    retired: bool,
 }
 
 impl std::fmt::Debug for TlsServer {
@@ -242,6 +245,7 @@ impl TlsServer {
             close_received: false,
             failed: false,
             error: None,
+            retired: false,
         }
     }
 
@@ -442,6 +446,44 @@ impl TlsServer {
         self.ks = None;
         self.job = None;
         self.early_reader = None;
+    }
+
+    /// The TCP flow under this connection can carry nothing more (both
+    /// FINs are through and the flow waits out TIME_WAIT, RFC 9293 §3.6):
+    /// drops every key, secret and buffer now instead of when the flow is
+    /// finally removed. Afterwards nothing is read (as after close_notify,
+    /// §6.1) or written. Call only with [`tls_output`](Self::tls_output)
+    /// drained; calling it again does nothing.
+    pub fn retire(&mut self) {
+        self.close_sent = true;
+        self.close_received = true;
+        self.reader = None;
+        self.writer = None;
+        self.early_reader = None;
+        self.transcript = None;
+        self.ks = None;
+        self.client_hs_secret = None;
+        self.server_hs_secret = None;
+        self.client_app_secret = None;
+        self.resumption_secret = None;
+        self.psk = None;
+        self.pending_hello = None;
+        self.fetched = None;
+        self.first_hello = None;
+        self.inbuf = Vec::new();
+        self.in_off = 0;
+        self.hs_buf = Vec::new();
+        self.plain_in = Vec::new();
+        self.plain_off = 0;
+        self.out = Vec::new();
+        self.out_off = 0;
+        self.session_id = Vec::new();
+        self.retired = true;
+    }
+
+    /// [`retire`](Self::retire) ran on this instance.
+    pub fn is_retired(&self) -> bool {
+        self.retired
     }
 
     // ---- state queries -------------------------------------------------

@@ -427,6 +427,21 @@ impl ProxiedConn {
         }
 
         let backend_done = self.backend.as_ref().map(|b| b.tcp.is_closed()).unwrap_or(true);
+
+        // 10. Both FINs of the client flow are through and it waits out
+        //     TIME_WAIT (RFC 9293 §3.6), which may take `tcp.time_wait`:
+        //     TLS can send and receive nothing more, so its keys and
+        //     buffers go now, not when the flow is removed (regression: a
+        //     connection in TIME_WAIT held its traffic keys and 6.9 KB,
+        //     tests/time_wait.rs).
+        if backend_done
+            && self.client.state() == crate::net::tcp::TcpState::TimeWait
+            && !self.tls.is_retired()
+            && self.tls.tls_output().is_empty()
+            && !self.job_pending
+        {
+            self.tls.retire();
+        }
         let status = if self.client.is_closed() && backend_done { Status::Done } else { Status::Open };
         (status, wants)
     }

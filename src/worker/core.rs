@@ -86,6 +86,9 @@ pub struct Worker {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// Of `live`, connections whose client flow waits out TIME_WAIT (TLS
+    /// retired: keys and buffers gone).
+    time_wait: usize,
     dirty: Vec<ConnKey>,
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     pub stats: WorkerStats,
@@ -258,6 +261,7 @@ impl Worker {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
+            time_wait: 0,
             dirty: Vec::new(),
             timers: BinaryHeap::new(),
             stats: WorkerStats::default(),
@@ -430,6 +434,13 @@ impl Worker {
     /// Proxied connections held.
     pub fn conn_count(&self) -> usize {
         self.live
+    }
+
+    /// Of [`conn_count`](Self::conn_count), connections in TIME_WAIT: both
+    /// FINs are through, TLS is retired, only the TCP flow stays until
+    /// `tcp.time_wait` is up (RFC 9293 §3.6).
+    pub fn time_wait_count(&self) -> usize {
+        self.time_wait
     }
 
     /// Flows (client and backend) in the flow table.
@@ -738,6 +749,7 @@ impl Worker {
         s.gen = s.gen.wrapping_add(1);
         self.free.push(k.idx);
         self.live -= 1;
+        self.time_wait -= usize::from(c.tls.is_retired());
         self.flows.remove(&c.client_flow());
         if let Some(b) = c.backend.as_ref() {
             self.flows.remove(&b.tcp.flow());
@@ -971,6 +983,7 @@ impl Worker {
             return;
         };
         c.dirty = false;
+        let was_retired = c.tls.is_retired();
         jobs.tag = tag_of(k);
         let lend = fleet.as_mut().map(|f| FleetLend { fleet: &f.fleet, sealer: &mut f.sealer, fetched: &mut f.fetched });
         let mut t = Tickets::new(fabric.as_deref(), sealer.as_mut(), now, lend);
@@ -1012,6 +1025,10 @@ impl Worker {
         // parking would only cost a seal, a put and a take per flight.
         let may_park = self.checkpoint_handshakes && self.fabric.as_ref().is_some_and(|f| f.workers > 1);
         let Some(c) = self.get(k) else { return };
+        if !was_retired && c.tls.is_retired() {
+            self.time_wait += 1;
+        }
+        let Some(c) = self.get(k) else { return };
         if may_park && c.can_checkpoint() {
             let (cf, deadline) = (c.client_flow(), c.handshake_deadline());
             if self.move_out(&cf, self.id, true, deadline, now) {
@@ -1038,6 +1055,7 @@ impl Worker {
         s.gen = s.gen.wrapping_add(1);
         self.free.push(k.idx);
         self.live -= 1;
+        self.time_wait -= usize::from(c.tls.is_retired());
         let cf = c.client_flow();
         self.flows.remove(&cf);
         if let Some(f) = &self.fabric {

@@ -78,7 +78,12 @@ pub fn poll_loop_with(
             last_hook = now;
         }
         if stopping_since.is_none() && stop.load(Ordering::Relaxed) {
-            log::info!("worker {}: stopping, closing {} connections", worker.id, worker.conn_count());
+            log::info!(
+                "worker {}: stopping, closing {} connections ({} of them in TIME_WAIT)",
+                worker.id,
+                worker.conn_count(),
+                worker.time_wait_count()
+            );
             worker.shutdown();
             stopping_since = Some(now);
         }
@@ -239,6 +244,8 @@ pub struct Snapshot {
     pub totals: LoopTotals,
     /// Connections held at the snapshot.
     pub live: usize,
+    /// Of `live`, connections in TIME_WAIT.
+    pub time_wait: usize,
 }
 
 /// `baton run`: sets up DPDK and runs the workers until SIGINT/SIGTERM.
@@ -628,6 +635,7 @@ fn poll_loop_published(
             s.counters.tx_bytes = t.tx_bytes;
             s.totals = *t;
             s.live = w.conn_count();
+            s.time_wait = w.time_wait_count();
         }
     })
 }

@@ -148,3 +148,32 @@ fn jobs_are_send_and_debug_shows_no_secrets() {
     assert!(d.contains("Connected") || d.contains("phase"));
     assert!(!d.contains("secret"), "{d}");
 }
+
+/// TIME_WAIT (tests/time_wait.rs): once retired, a connection keeps no key
+/// and no buffer, reads nothing, writes nothing, and still encodes (a drain
+/// may move it) without its record protectors and secrets.
+#[test]
+fn a_retired_connection_holds_no_keys_reads_and_writes_nothing() {
+    let p = pki(KeyKind::Ecdsa);
+    let mut pair = Pair::new(client(&p, &ClientOpts::default()), server_config(&p, &[]), 23);
+    life(&mut pair);
+    let mut w = Writer::new();
+    pair.server.encode(&mut w);
+    let before = w.finish().len();
+    pair.server.retire();
+    assert!(pair.server.is_retired());
+    assert!(pair.server.tls_output().is_empty());
+    assert_eq!(pair.server.write_plaintext(b"late"), 0);
+    assert_eq!(pair.server.read_tls(&[23, 3, 3, 0, 5, 1, 2, 3, 4, 5]), 10, "swallowed");
+    let mut rng = crate::entropy::SeededEntropy::new(1);
+    assert!(pair.server.process(&mut rng).is_ok());
+    assert_eq!(pair.server.plaintext_len(), 0);
+    assert!(pair.server.tls_output().is_empty());
+    let mut w = Writer::new();
+    pair.server.encode(&mut w);
+    let after = w.finish().len();
+    // The key material (record protectors, secrets) is what goes.
+    assert!(after + 200 < before, "retired state {after} B, live state {before} B");
+    pair.server.retire(); // again: nothing changes
+    assert!(pair.server.is_retired());
+}
