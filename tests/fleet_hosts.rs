@@ -351,3 +351,85 @@ fn a_forged_record_in_the_repository_does_not_open() {
     assert_eq!((b.fleet_conns_imported, f.sim.workers[1].conn_count()), (0, 0), "nothing imported");
     assert_eq!(f.sim.max_holders, 1);
 }
+
+/// The genuine record put back (by hand) after host B consumed a forged
+/// one under the same key, 50+ ms later: the next frame of the flow that
+/// reaches B looks it up again, takes it, and the download completes.
+#[test]
+fn zz_genuine_record_put_back_after_a_forgery_is_taken() {
+    let (ca, cfg) = tls();
+    let mut f = two_hosts(cfg, 308);
+    let ccfg = client_config(&ca, None, None, &[]);
+    let down = 256 * 1024;
+    let upload = pattern(8 * 1024);
+    let mut client = ClientApp::new(&mut f.sim.client, ccfg.clone(), "baton.test", upload.clone(), 42600);
+    let mut backend = BackendApp::new(&mut f.sim.backend, down);
+    let mut phase = 0;
+    let mut to_b = false;
+    let mut genuine = None;
+    let mut t_forged = 0;
+    let mut alias = None;
+    let (mut from_client, mut from_backend) = (0u64, 0u64);
+    for _ in 0..60_000u64 {
+        client.step(&mut f.sim.client);
+        backend.step(&mut f.sim.backend);
+        let b = to_b;
+        let late = phase == 4;
+        f.sim.step(&mut |_, fr| {
+            if late {
+                if tcp_ports(fr).map(|(sp, _)| sp == common::BACKEND_PORT).unwrap_or(false) { from_backend += 1 } else { from_client += 1 }
+            }
+            usize::from(b)
+        });
+        assert!(client.error.is_none(), "client error: {:?}", client.error);
+        if phase == 0 && client.downloaded.len() > 64 * 1024 {
+            f.fleets[0].set_draining(true);
+            phase = 1;
+        }
+        if phase == 1 && f.sim.workers[0].conn_count() == 0 && f.repo.count(RecordKind::Conn) == 1 {
+            let (_, id, v) = f.repo.entries().into_iter().find(|e| e.0 == RecordKind::Conn).unwrap();
+            let mut forged = v.clone();
+            let n = forged.len();
+            forged[n / 2] ^= 0x40;
+            f.repo.put_raw(RecordKind::Conn, &id, &forged);
+            eprintln!("t={} forged; repo {:?}", f.sim.now_ms, f.repo.entries().iter().map(|e| (e.0, e.1.len())).collect::<Vec<_>>());
+            genuine = Some((id, v));
+            alias = f.repo.entries().into_iter().find(|e| e.0 == RecordKind::ConnAlias);
+            to_b = true;
+            phase = 2;
+        }
+        if phase == 2 && f.sim.workers[1].stats.fleet_records_unreadable >= 1 {
+            t_forged = f.sim.now_ms;
+            eprintln!("t={} B consumed the forgery; repo {:?}", f.sim.now_ms, f.repo.entries().iter().map(|e| (e.0, e.1.len())).collect::<Vec<_>>());
+            phase = 3;
+        }
+        if phase == 3 && f.sim.now_ms > t_forged + 60 {
+            let (id, v) = genuine.take().unwrap();
+            f.repo.put_raw(RecordKind::Conn, &id, &v);
+            if std::env::var("RESTORE_ALIAS").is_ok() {
+                let (_, aid, av) = alias.take().unwrap();
+                f.repo.put_raw(RecordKind::ConnAlias, &aid, &av);
+            }
+            eprintln!("t={} genuine put back", f.sim.now_ms);
+            phase = 4;
+        }
+        if client.done() && backend.closed && f.sim.conns() == 0 {
+            break;
+        }
+        f.sim.now_ms += 1;
+    }
+    let b = &f.sim.workers[1].stats;
+    eprintln!(
+        "B: lookups {} limited {} unreadable {} imported {} alias_hits {} dropped {} ; A conns {} B conns {}",
+        b.fleet_lookups, b.fleet_lookups_limited, b.fleet_records_unreadable, b.fleet_conns_imported, b.fleet_alias_hits, b.handoff_frames_dropped,
+        f.sim.workers[0].conn_count(), f.sim.workers[1].conn_count()
+    );
+    eprintln!("after put-back: {from_client} client frames, {from_backend} backend frames reached baton");
+    for l in f.sim.trace.iter().rev().take(5) {
+        eprintln!("{l}");
+    }
+    assert_eq!(phase, 4, "never put the genuine record back");
+    assert!(client.got_close, "download did not finish: {} of {down}", client.downloaded.len());
+    assert_eq!(sha256_hex(&client.downloaded), sha256_hex(&pattern(down)), "download bytes differ");
+    assert_eq!(f.sim.max_holders, 1);
+}
