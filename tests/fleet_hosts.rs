@@ -351,3 +351,89 @@ fn a_forged_record_in_the_repository_does_not_open() {
     assert_eq!((b.fleet_conns_imported, f.sim.workers[1].conn_count()), (0, 0), "nothing imported");
     assert_eq!(f.sim.max_holders, 1);
 }
+
+/// Regression: host B took a forged record under the connection's key
+/// (through the backend flow's alias: a download, so only the backend's
+/// frames arrive); the genuine record was put back 60 ms later, and the
+/// transfer stalled for good. The alias take had consumed the backend
+/// flow's only link to the record, every later backend retransmission
+/// missed, and the client, with nothing unacknowledged, sent nothing to
+/// look its own key up with. The alias now goes back when the take it led
+/// to imports nothing; the backend's next retransmission finds the record.
+#[test]
+fn backend_alias_survives_a_connection_take_that_imports_nothing() {
+    let (ca, cfg) = tls();
+    let mut f = two_hosts(cfg, 308);
+    let ccfg = client_config(&ca, None, None, &[]);
+    let down = 256 * 1024;
+    let upload = pattern(8 * 1024);
+    let mut client = ClientApp::new(&mut f.sim.client, ccfg.clone(), "baton.test", upload.clone(), 42600);
+    let mut backend = BackendApp::new(&mut f.sim.backend, down);
+    let mut phase = 0;
+    let mut to_b = false;
+    let mut genuine = None;
+    let mut t_forged = 0;
+    let mut client_frames_late = 0u64;
+    for _ in 0..60_000u64 {
+        client.step(&mut f.sim.client);
+        backend.step(&mut f.sim.backend);
+        // Between the put-back and B's import.
+        let (b, late) = (to_b, phase == 4 && f.sim.workers[1].stats.fleet_conns_imported == 0);
+        f.sim.step(&mut |_, fr| {
+            if late && tcp_ports(fr).map(|(sp, _)| sp != common::BACKEND_PORT).unwrap_or(false) {
+                client_frames_late += 1;
+            }
+            usize::from(b)
+        });
+        assert!(client.error.is_none(), "client error: {:?}", client.error);
+        if phase == 0 && client.downloaded.len() > 64 * 1024 {
+            f.fleets[0].set_draining(true);
+            phase = 1;
+        }
+        if phase == 1 && f.sim.workers[0].conn_count() == 0 && f.repo.count(RecordKind::Conn) == 1 {
+            let (_, id, v) = f.repo.entries().into_iter().find(|e| e.0 == RecordKind::Conn).unwrap();
+            let mut forged = v.clone();
+            let n = forged.len();
+            forged[n / 2] ^= 0x40;
+            f.repo.put_raw(RecordKind::Conn, &id, &forged);
+            genuine = Some((id, v));
+            to_b = true;
+            phase = 2;
+        }
+        if phase == 2 && f.sim.workers[1].stats.fleet_records_unreadable >= 1 {
+            t_forged = f.sim.now_ms;
+            phase = 3;
+        }
+        // Past the negative cache's 50 ms: B asks again on the next frame.
+        if phase == 3 && f.sim.now_ms > t_forged + 60 {
+            let (id, v) = genuine.take().unwrap();
+            f.repo.put_raw(RecordKind::Conn, &id, &v);
+            phase = 4;
+        }
+        if client.done() && backend.closed && f.sim.conns() == 0 {
+            break;
+        }
+        f.sim.now_ms += 1;
+    }
+    assert_eq!(phase, 4, "never put the genuine record back");
+    let b = &f.sim.workers[1].stats;
+    assert!(
+        client.got_close,
+        "download stalled: {} of {down}; B: {} look-ups, {} alias hits, {} aliases restored, {} imported",
+        client.downloaded.len(),
+        b.fleet_lookups,
+        b.fleet_alias_hits,
+        b.fleet_aliases_restored,
+        b.fleet_conns_imported
+    );
+    assert_eq!(sha256_hex(&client.downloaded), sha256_hex(&pattern(down)), "download bytes differ");
+    assert_eq!(sha256_hex(&backend.received), sha256_hex(&upload), "upload bytes differ");
+    assert_eq!((b.fleet_records_unreadable, b.fleet_conns_imported), (1, 1), "the forgery, then the genuine record");
+    assert!(b.fleet_alias_hits >= 2 && b.fleet_aliases_restored >= 1, "found again through the alias");
+    assert_eq!(f.sim.max_holders, 1, "two hosts held the connection at once");
+    assert_eq!(f.repo.count(RecordKind::Conn), 0);
+    assert_eq!(f.repo.count(RecordKind::ConnAlias), 0, "no alias left behind");
+    // What made the stall possible: the client sent nothing meanwhile, so
+    // only the backend flow, through its alias, could find the record.
+    assert_eq!(client_frames_late, 0, "a client frame reached baton before the import");
+}

@@ -1303,7 +1303,7 @@ impl Worker {
                     log::warn!("worker {}: no answer from the repository for an exported connection; it is dropped", self.id);
                 }
             },
-            Pending::ConnTake { id, held } => {
+            Pending::ConnTake { id, held, via_alias } => {
                 if let Outcome::Taken(sealed) = outcome {
                     match self.fleet_import(&id, &sealed, now) {
                         Some(cf) => {
@@ -1321,6 +1321,25 @@ impl Worker {
                         None => self.stats.fleet_records_unreadable += 1,
                     }
                 }
+                if via_alias && !self.flows.contains_key(&held) {
+                    // Regression (tests/fleet_hosts.rs,
+                    // backend_alias_survives_a_connection_take_that_imports_nothing):
+                    // the alias take consumed the backend flow's only link
+                    // to the record, so when this take imported nothing
+                    // (a forgery, not there yet, repository unavailable)
+                    // the backend's retransmissions could never find the
+                    // connection again, and a download's client, with
+                    // nothing unacknowledged, sends nothing: the record
+                    // sat in the repository and the transfer stalled. The
+                    // alias names a record and confers no ownership (only
+                    // the record's take does), so it goes back.
+                    if let Some(fl) = self.fleet.as_ref() {
+                        let ttl = std::time::Duration::from_micros(fl.fleet.params.conn_ttl.micros());
+                        let op = Op::Put { kind: RecordKind::ConnAlias, id: flow_identity(&held).to_vec(), value: id.to_vec(), ttl };
+                        let _ = fl.fleet.submit(Request { tag: 0, op, reply: None });
+                    }
+                    self.stats.fleet_aliases_restored += 1;
+                }
                 self.lookup_failed(held, now, tx);
             }
             Pending::AliasTake { held } => {
@@ -1331,7 +1350,7 @@ impl Worker {
                         let tag = self.jobs.tag();
                         let req = Request { tag, op: Op::Take { kind: RecordKind::Conn, id: id.to_vec() }, reply: Some(fl.reply_tx.clone()) };
                         if fl.fleet.submit(req).is_ok() {
-                            fl.pending.insert(tag, Pending::ConnTake { id, held });
+                            fl.pending.insert(tag, Pending::ConnTake { id, held, via_alias: true });
                             return;
                         }
                     }
@@ -1498,7 +1517,7 @@ impl Worker {
         let (op, p) = if is_backend {
             (Op::Take { kind: RecordKind::ConnAlias, id: id.to_vec() }, Pending::AliasTake { held: flow })
         } else {
-            (Op::Take { kind: RecordKind::Conn, id: id.to_vec() }, Pending::ConnTake { id, held: flow })
+            (Op::Take { kind: RecordKind::Conn, id: id.to_vec() }, Pending::ConnTake { id, held: flow, via_alias: false })
         };
         if fl.fleet.submit(Request { tag, op, reply: Some(fl.reply_tx.clone()) }).is_err() {
             self.stats.fleet_lookups_limited += 1;

@@ -281,7 +281,8 @@ pub enum Pending {
     /// the sealed record, so no copy is kept here).
     Export { id: [u8; 12] },
     /// An unknown flow's connection record; frames are held under `held`.
-    ConnTake { id: [u8; 12], held: FlowId },
+    /// `via_alias`: `held` is a backend flow whose alias (taken) named `id`.
+    ConnTake { id: [u8; 12], held: FlowId, via_alias: bool },
     /// An unknown backend flow: its alias names the connection record.
     AliasTake { held: FlowId },
 }

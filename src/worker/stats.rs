@@ -64,5 +64,6 @@ worker_stats! {
     fleet_lookups_limited: "unknown flows not looked up (lookup rate limit)",
     fleet_conns_imported: "connections taken from the fleet repository and continued here",
     fleet_alias_hits: "unknown backend flows whose alias in the repository named a connection",
+    fleet_aliases_restored: "backend-flow aliases put back after the connection take they led to imported nothing",
     fleet_records_unreadable: "repository records that did not open (forged, expired, retired key) or import",
 }
