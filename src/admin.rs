@@ -160,7 +160,10 @@ pub fn render_tables(f: &crate::worker::handoff::Fabric) -> String {
     for w in 0..f.workers {
         out.push_str(&format!("baton_worker_draining{{worker=\"{w}\"}} {}\n", f.is_draining(w) as u8));
     }
-    let tables = [("conns", &f.table), ("tickets", &f.tickets)];
+    let mut tables = vec![("conns", &f.table), ("tickets", &f.tickets)];
+    if let Some(s) = f.small.as_ref() {
+        tables.push(("conns_small", s));
+    }
     let stats: Vec<_> = tables.iter().map(|(n, t)| (*n, t.stats())).collect();
     let fields: [(&str, &str, fn(&crate::session::table::Stats) -> u64); 7] = [
         ("puts", "records put", |s| s.puts),

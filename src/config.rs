@@ -138,6 +138,14 @@ pub struct SessionSection {
     /// buffers) waits until it is smaller before it can move.
     #[serde(default = "default_max_record_kib")]
     pub max_record_kib: usize,
+    /// Small connection slots, for the records that fit one (a parked
+    /// handshake, a connection with little buffered): most moves, without
+    /// each taking one of the `table_slots` large ones. 0: none.
+    #[serde(default = "default_small_slots")]
+    pub small_slots: usize,
+    /// Size of a small slot in KiB (less than `max_record_kib`).
+    #[serde(default = "default_small_record_kib")]
+    pub small_record_kib: usize,
     /// Session tickets the host holds at once (each resumable once, until
     /// its lifetime ends; when full, new tickets are not issued).
     #[serde(default = "default_ticket_slots")]
@@ -172,10 +180,21 @@ fn default_table_slots() -> usize {
 fn default_max_record_kib() -> usize {
     1024
 }
+fn default_small_slots() -> usize {
+    2048
+}
+fn default_small_record_kib() -> usize {
+    16
+}
 
 impl Default for SessionSection {
     fn default() -> Self {
-        SessionSection { table_slots: default_table_slots(), max_record_kib: default_max_record_kib(), ticket_slots: default_ticket_slots(), key_rotation_s: default_key_rotation(), checkpoint_handshakes: true }
+        SessionSection {
+            table_slots: default_table_slots(),
+            max_record_kib: default_max_record_kib(),
+            small_slots: default_small_slots(),
+            small_record_kib: default_small_record_kib(),
+            ticket_slots: default_ticket_slots(), key_rotation_s: default_key_rotation(), checkpoint_handshakes: true }
     }
 }
 
@@ -612,6 +631,12 @@ impl Config {
         }
         if !(4..=4096).contains(&self.session.max_record_kib) {
             return Err(invalid("session.max_record_kib", "must be 4..=4096"));
+        }
+        if self.session.small_slots > 1 << 20 {
+            return Err(invalid("session.small_slots", "must be 0..=1048576"));
+        }
+        if self.session.small_slots > 0 && !(1..self.session.max_record_kib).contains(&self.session.small_record_kib) {
+            return Err(invalid("session.small_record_kib", format!("must be 1..{} (below session.max_record_kib)", self.session.max_record_kib)));
         }
         if let Some(a) = &self.admin.listen {
             let sa: std::net::SocketAddr =

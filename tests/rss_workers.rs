@@ -208,7 +208,7 @@ fn a_reta_change_mid_transfer_moves_the_connections_it_names_and_loses_no_byte()
     let dropped: u64 = r.sim.workers.iter().map(|w| w.stats.handoff_frames_dropped).sum();
     assert_eq!(dropped, 0);
     assert!(r.sim.fabric.directory.is_empty(), "directory entries left behind");
-    assert_eq!(r.sim.fabric.table.occupied(), 0, "connection records left in the table");
+    assert_eq!(r.sim.fabric.conn_records(), 0, "connection records left in the table");
 }
 
 /// Four workers, two RETA changes during the transfer, and the second one
@@ -253,7 +253,7 @@ fn two_reta_changes_with_four_workers() {
     r.run_until(400_000, &mut steer, &mut |r| r.finished());
     r.check_bytes();
     assert!(r.sim.fabric.directory.is_empty());
-    assert_eq!(r.sim.fabric.table.occupied(), 0);
+    assert_eq!(r.sim.fabric.conn_records(), 0);
 }
 
 /// Without a RETA (net_tap: the kernel picks the queue) ports come from the

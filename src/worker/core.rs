@@ -630,7 +630,7 @@ impl Worker {
         let Some(f) = self.fabric.clone() else { return false };
         let id = conn_identity(&owner);
         let mut buf = std::mem::take(&mut self.record_buf);
-        let taken = matches!(f.table.take(KIND_CONN, &id, now, &mut buf), Ok(true));
+        let taken = f.take_conn(&id, owner.small, now, &mut buf);
         let mut ok = false;
         if taken {
             let opened = Opener::new(&f.keys()).open(KIND_CONN, &id, now, &buf);
@@ -658,7 +658,7 @@ impl Worker {
             // import_conn just inserted it; never panic a worker if not.
             let Some(&(k, _)) = self.flows.get(&cf) else { return false };
             let bf = self.get(k).and_then(|c| c.backend_flow());
-            let me = Owner { worker: self.id as u16, client_flow: cf, isns, since: now, parked: false };
+            let me = Owner { worker: self.id as u16, client_flow: cf, isns, since: now, parked: false, small: false };
             f.directory.set(cf, me);
             if let Some(bf) = bf {
                 f.directory.set(bf, me);
@@ -691,7 +691,7 @@ impl Worker {
         if c.job_pending() {
             return false;
         }
-        let owner = Owner { worker: to as u16, client_flow: *client_flow, isns: (c.client.iss(), c.client.irs()), since: now, parked };
+        let mut owner = Owner { worker: to as u16, client_flow: *client_flow, isns: (c.client.iss(), c.client.irs()), since: now, parked, small: false };
         let bf = c.backend_flow();
         let mut w = Writer::with_capacity(4096);
         c.encode(now, &mut w);
@@ -706,14 +706,18 @@ impl Worker {
             }
         };
         drop(plain);
-        if let Err(e) = f.table.put(KIND_CONN, &id, &sealed, expiry, now) {
+        let put = f.put_conn(&id, &sealed, expiry, now);
+        if let Ok(small) = put {
+            owner.small = small;
+        }
+        if let Err(e) = put {
             // A full table is backpressure, not an error: the connection
             // stays here (counted). Said once per 10 s at most.
             if parked {
                 log::debug!("worker {}: session table refused a handshake checkpoint: {e:?}", self.id);
             } else if self.last_full_warning == Instant::ZERO || now.saturating_since(self.last_full_warning) >= Duration::from_secs(10) {
                 self.last_full_warning = now;
-                log::warn!("worker {}: session table refused a connection record: {e:?} (session.table_slots)", self.id);
+                log::warn!("worker {}: session table refused a connection record: {e:?} (session.table_slots, small_slots)", self.id);
             }
             self.stats.handoff_put_failures += 1;
             return false;
@@ -908,7 +912,7 @@ impl Worker {
 
     /// Takes a new client connection into the flow table.
     fn adopt_new(&mut self, flow: FlowId, tcp: TcpConn, now: Instant) {
-        let owner = Owner { worker: self.id as u16, client_flow: flow, isns: (tcp.iss(), tcp.irs()), since: now, parked: false };
+        let owner = Owner { worker: self.id as u16, client_flow: flow, isns: (tcp.iss(), tcp.irs()), since: now, parked: false, small: false };
         let mut pc = ProxiedConn::new(tcp, self.tls_cfg.clone(), now, self.params.timeouts);
         pc.proxy_v2 = self.params.proxy_v2;
         let k = self.insert(pc);
@@ -943,7 +947,7 @@ impl Worker {
         self.pool.connected(idx);
         let mut owner = None;
         if let Some(c) = self.get(k) {
-            owner = Some(Owner { worker: 0, client_flow: c.client_flow(), isns: (c.client.iss(), c.client.irs()), since: now, parked: false });
+            owner = Some(Owner { worker: 0, client_flow: c.client_flow(), isns: (c.client.iss(), c.client.irs()), since: now, parked: false, small: false });
             c.attach_backend(tcp, idx, deadline);
         }
         self.flows.insert(flow, (k, Side::Backend));
@@ -1415,7 +1419,7 @@ impl Worker {
         if let Some(f) = self.fabric.clone() {
             if let Some(&(k, _)) = self.flows.get(&cf) {
                 if let Some(c) = self.get(k) {
-                    let me = Owner { worker: me_id, client_flow: cf, isns: (c.client.iss(), c.client.irs()), since: now, parked: false };
+                    let me = Owner { worker: me_id, client_flow: cf, isns: (c.client.iss(), c.client.irs()), since: now, parked: false, small: false };
                     let bf = c.backend_flow();
                     f.directory.set(cf, me);
                     if let Some(bf) = bf {

@@ -19,7 +19,8 @@ use hashbrown::HashMap;
 use crate::net::rss::Reta;
 use crate::net::FlowId;
 use crate::session::seal::KeyRing;
-use crate::session::table::{Arena, SessionTable};
+use crate::session::table::{Arena, PutError, SessionTable};
+use crate::time::Instant;
 
 /// Record kinds in the session table.
 pub const KIND_SESSION: u8 = 1;
@@ -48,10 +49,13 @@ pub struct Owner {
     /// get reused (DESIGN.md, "Vocabulary").
     pub isns: (u32, u32),
     /// When this owner got the connection (accept or import).
-    pub since: crate::time::Instant,
+    pub since: Instant,
     /// The connection is parked in the table between two handshake flights
     /// (a checkpoint): whichever worker gets the next flight takes it.
     pub parked: bool,
+    /// Its record went into the small-slot table ([`Fabric::put_conn`]):
+    /// where a taker looks first.
+    pub small: bool,
 }
 
 /// The per-flow owner directory: written when a connection is created,
@@ -168,6 +172,10 @@ pub struct Fabric {
     pub directory: OwnerDirectory,
     /// Connection records (few, large slots).
     pub table: SessionTable<DynArena>,
+    /// Connection records that fit a small slot (many: a parked handshake
+    /// or a connection with little buffered is a few KiB), so that they do
+    /// not each take a large slot. `None`: everything goes to `table`.
+    pub small: Option<SessionTable<DynArena>>,
     /// Session tickets (many, small slots).
     pub tickets: SessionTable<DynArena>,
     /// The sealing keys (current and previous). Read on every seal and open
@@ -207,6 +215,7 @@ impl Fabric {
             inbox_rx: rx,
             directory: OwnerDirectory::new(64),
             table,
+            small: None,
             tickets,
             key_id: std::sync::atomic::AtomicU32::new(keys.current_id()),
             keys: std::sync::RwLock::new(keys),
@@ -217,6 +226,41 @@ impl Fabric {
             reta_gen: AtomicU64::new(0),
             reta_seen: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Adds the small-slot connection table (before the fabric is shared).
+    pub fn with_small_table(mut self, small: SessionTable<DynArena>) -> Fabric {
+        self.small = Some(small);
+        self
+    }
+
+    /// Puts a sealed connection record into the small-slot table when it
+    /// fits there and that table has room, else into the large one.
+    /// Returns whether it went to the small table. Either way it is the
+    /// only copy: a record is in one table or none.
+    pub fn put_conn(&self, id: &[u8], sealed: &[u8], expiry: Instant, now: Instant) -> Result<bool, PutError> {
+        if let Some(s) = self.small.as_ref().filter(|s| sealed.len() <= s.max_record()) {
+            match s.put(KIND_CONN, id, sealed, expiry, now) {
+                Ok(()) => return Ok(true),
+                Err(PutError::Full) => {} // a large slot then
+                Err(e) => return Err(e),
+            }
+        }
+        self.table.put(KIND_CONN, id, sealed, expiry, now).map(|()| false)
+    }
+
+    /// Connection records in both tables now.
+    pub fn conn_records(&self) -> usize {
+        self.table.occupied() + self.small.as_ref().map_or(0, |t| t.occupied())
+    }
+
+    /// Takes the connection record `id` (atomic get-and-remove), looking
+    /// first in the table `small_first` names, then in the other. True if
+    /// it was there; then `out` holds it.
+    pub fn take_conn(&self, id: &[u8], small_first: bool, now: Instant, out: &mut Vec<u8>) -> bool {
+        let small = self.small.as_ref();
+        let (first, second) = if small_first { (small, Some(&self.table)) } else { (Some(&self.table), small) };
+        [first, second].into_iter().flatten().any(|t| matches!(t.take(KIND_CONN, id, now, out), Ok(true)))
     }
 
     /// Publishes a new RSS redirection table: on their next poll the
@@ -359,6 +403,40 @@ mod tests {
         let t = heap_table(4, 256, [1; 32]).unwrap();
         let k = heap_table(4, 256, [2; 32]).unwrap();
         Fabric::new(workers, 16, t, k, KeyRing::new(1, &[3; 32], Instant::ZERO), 1, 1)
+    }
+
+    /// Session-table slots are fixed-size: a parked handshake took one of
+    /// the few large slots (README "Limits"). Records that fit go to the
+    /// small table, bigger ones and overflow to the large one, and a take
+    /// finds each exactly once wherever it went.
+    #[test]
+    fn small_records_go_to_small_slots_and_every_record_is_taken_once() {
+        let large = heap_table(2, 4096, [1; 32]).unwrap();
+        let k = heap_table(4, 256, [2; 32]).unwrap();
+        let small = heap_table(4, 512, [4; 32]).unwrap();
+        let f = Fabric::new(2, 16, large, k, KeyRing::new(1, &[3; 32], Instant::ZERO), 1, 1).with_small_table(small);
+        let (now, exp) = (Instant::from_millis(1), Instant::from_millis(10_000));
+        let mut placed = Vec::new();
+        // 4 small records fill the small table; the 5th small one and a
+        // big one take the two large slots; then both tables are full.
+        for i in 0..6u8 {
+            let len = if i == 4 { 3000 } else { 100 };
+            let rec = vec![i; len];
+            let id = [i; 20];
+            placed.push((id, rec.clone(), f.put_conn(&id, &rec, exp, now).unwrap()));
+        }
+        let smalls = placed.iter().filter(|p| p.2).count();
+        assert_eq!(smalls, 4, "the small table holds four");
+        assert!(!placed[4].2, "a 3000 B record cannot go to a 512 B slot");
+        assert!(matches!(f.put_conn(&[9; 20], &[9; 100], exp, now), Err(PutError::Full)));
+        assert!(matches!(f.put_conn(&[8; 20], &[8; 5000], exp, now), Err(PutError::TooLarge)));
+        let mut out = Vec::new();
+        for (id, rec, small) in &placed {
+            // A wrong hint still finds it (in the other table).
+            assert!(f.take_conn(id, !small, now, &mut out), "record {} lost", id[0]);
+            assert_eq!(&out, rec);
+            assert!(!f.take_conn(id, *small, now, &mut out), "record {} taken twice", id[0]);
+        }
     }
 
     /// Regression: draining the last worker that was not draining returned

@@ -603,16 +603,31 @@ fn make_fabric(cfg: &Config, eal: &crate::dpdk::Eal) -> Result<Arc<super::handof
     rng.fill(&mut hash_key);
     let tickets = super::handoff::memzone_table(eal, "baton_tickets", cfg.session.ticket_slots, super::handoff::TICKET_RECORD_MAX, hash_key)
         .map_err(|e| format!("session.ticket_slots: {e} (raise dpdk.memory_mb or lower it)"))?;
+    let small = if cfg.session.small_slots > 0 {
+        rng.fill(&mut hash_key);
+        Some(
+            super::handoff::memzone_table(eal, "baton_conns_small", cfg.session.small_slots, cfg.session.small_record_kib * 1024, hash_key)
+                .map_err(|e| format!("session.small_slots / small_record_kib: {e} (raise dpdk.memory_mb or lower them)"))?,
+        )
+    } else {
+        None
+    };
     let mut key = zeroize::Zeroizing::new([0u8; 32]);
     rng.fill(&mut key[..]);
     let keys = KeyRing::new(1, &key, Instant::ZERO);
     log::info!(
-        "session tables (DPDK memzones): {} connection slots of up to {} KiB, {} ticket slots",
+        "session tables (DPDK memzones): {} connection slots of up to {} KiB, {} of up to {} KiB, {} ticket slots",
         cfg.session.table_slots,
         cfg.session.max_record_kib,
+        cfg.session.small_slots,
+        cfg.session.small_record_kib,
         cfg.session.ticket_slots
     );
-    Ok(Arc::new(super::handoff::Fabric::new(cfg.workers.count, 4096, table, tickets, keys, rng.u32(), rng.u64())))
+    let fabric = super::handoff::Fabric::new(cfg.workers.count, 4096, table, tickets, keys, rng.u32(), rng.u64());
+    Ok(Arc::new(match small {
+        Some(s) => fabric.with_small_table(s),
+        None => fabric,
+    }))
 }
 
 /// [`poll_loop`], publishing counter snapshots for the admin endpoint about

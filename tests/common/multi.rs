@@ -25,7 +25,10 @@ pub fn fabric(workers: usize) -> Arc<Fabric> {
     let table = SessionTable::from_words(DynArena(Box::new(HeapArena::new(words))), &cfg).unwrap();
     let keys = KeyRing::new(1, &[0x42; 32], Instant::ZERO);
     let tickets = baton::worker::handoff::heap_table(1024, 1024, [8; 32]).unwrap();
-    Arc::new(Fabric::new(workers, 1024, table, tickets, keys, 1, 1))
+    // Small slots as `baton run` has them by default: records up to 16 KiB
+    // (parked handshakes, quiet connections) go there, the rest to `table`.
+    let small = baton::worker::handoff::heap_table(256, 16 * 1024, [7; 32]).unwrap();
+    Arc::new(Fabric::new(workers, 1024, table, tickets, keys, 1, 1).with_small_table(small))
 }
 
 pub struct MultiSim {
