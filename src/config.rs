@@ -726,6 +726,19 @@ servers = ["198.18.0.1:8080"]
     }
 
     #[test]
+    fn small_slots_must_be_smaller_than_large_ones() {
+        let with = |extra: &str| GOOD.replace("[listen]", &format!("[session]\n{extra}\n[listen]"));
+        let e = err_of(&with("max_record_kib = 64\nsmall_record_kib = 64"));
+        assert!(e.starts_with("session.small_record_kib:"), "{e}");
+        assert!(err_of(&with("small_record_kib = 0")).starts_with("session.small_record_kib:"));
+        // No small slots: their size does not matter.
+        let c = Config::parse(&with("small_slots = 0\nsmall_record_kib = 0")).unwrap();
+        assert_eq!(c.session.small_slots, 0);
+        let c = Config::parse(&GOOD).unwrap();
+        assert_eq!((c.session.small_slots, c.session.small_record_kib), (2048, 16));
+    }
+
+    #[test]
     fn bad_values_are_refused_with_their_key() {
         assert!(err_of(&GOOD.replace("[listen]", "[workers]\ncount = 0\n[listen]")).starts_with("workers.count:"));
         assert!(err_of(&GOOD.replace("port = \"net_tap0\"", "port = \"net_tap0\"\nhugepages = \"maybe\"")).starts_with("dpdk.hugepages:"));
