@@ -73,6 +73,12 @@ impl MemStore {
     pub(crate) fn contains_id(&self, id: &[u8]) -> bool {
         self.contains(id)
     }
+    /// A store whose misses may be in the fleet repository.
+    pub(crate) fn remote_store() -> MemStore {
+        let s = MemStore::default();
+        s.0.borrow_mut().remote = true;
+        s
+    }
     pub(crate) fn session(&self, id: &[u8]) -> Session {
         Session::decode(&self.0.borrow().map[id].0).unwrap()
     }
