@@ -308,6 +308,12 @@ pub struct TlsSection {
     /// were early through PROXY v2, so it needs `backend.proxy_protocol = "v2"`.
     #[serde(default)]
     pub max_early_data: u32,
+    /// 0-RTT: early data is accepted only when the ticket age the client
+    /// reports is within this many milliseconds of the age baton measures
+    /// from the ticket's issue time (RFC 8446 §8.3); otherwise the ticket
+    /// still resumes but its early data is rejected. Default 10000.
+    #[serde(default = "default_early_data_age_window")]
+    pub early_data_age_window_ms: u32,
 }
 
 fn default_tickets() -> u32 {
@@ -315,6 +321,9 @@ fn default_tickets() -> u32 {
 }
 fn default_ticket_lifetime() -> u32 {
     7200
+}
+fn default_early_data_age_window() -> u32 {
+    crate::tls::resume::DEFAULT_EARLY_DATA_AGE_WINDOW_MS
 }
 
 /// `[backend]`: one pool, round robin.
@@ -554,6 +563,9 @@ impl Config {
         if self.tls.max_early_data > 1 << 20 {
             return Err(invalid("tls.max_early_data", "at most 1048576"));
         }
+        if !(1..=600_000).contains(&self.tls.early_data_age_window_ms) {
+            return Err(invalid("tls.early_data_age_window_ms", "must be 1..=600000 (RFC 8446 §8.3; default 10000)"));
+        }
         if self.tls.tickets_per_handshake > 16 {
             return Err(invalid("tls.tickets_per_handshake", "at most 16"));
         }
@@ -736,6 +748,17 @@ servers = ["198.18.0.1:8080"]
         assert_eq!(c.session.small_slots, 0);
         let c = Config::parse(&GOOD).unwrap();
         assert_eq!((c.session.small_slots, c.session.small_record_kib), (2048, 16));
+    }
+
+    #[test]
+    fn early_data_age_window_defaults_to_10_s_and_is_bounded() {
+        assert_eq!(Config::parse(GOOD).unwrap().tls.early_data_age_window_ms, 10_000);
+        let set = |v: &str| GOOD.replace("alpn = [\"http/1.1\"]", &format!("alpn = [\"http/1.1\"]\nearly_data_age_window_ms = {v}"));
+        assert_eq!(Config::parse(&set("2500")).unwrap().tls.early_data_age_window_ms, 2500);
+        for bad in ["0", "600001"] {
+            let e = err_of(&set(bad));
+            assert!(e.starts_with("tls.early_data_age_window_ms:"), "{e}");
+        }
     }
 
     #[test]

@@ -73,6 +73,12 @@ pub struct ServerConfig {
     /// the store (single use: the replay protection of §8.1), up to the
     /// size its ticket announced.
     pub max_early_data: u32,
+    /// 0-RTT is accepted only when the ticket age the client reports
+    /// differs from the age we measure by at most this many milliseconds
+    /// (RFC 8446 §8.3); otherwise the ticket resumes and its early data is
+    /// rejected (§4.2.10). Default
+    /// [`super::resume::DEFAULT_EARLY_DATA_AGE_WINDOW_MS`] (10 s).
+    pub early_data_age_window_ms: u32,
 }
 
 impl ServerConfig {
@@ -92,6 +98,7 @@ impl ServerConfig {
             tickets_per_handshake: 1,
             ticket_lifetime_s: 7200,
             max_early_data: 0,
+            early_data_age_window_ms: super::resume::DEFAULT_EARLY_DATA_AGE_WINDOW_MS,
         })
     }
 }

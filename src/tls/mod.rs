@@ -21,6 +21,6 @@ pub use cert::{load_cert_chain_pem, CertError, SignatureScheme, SigningKey};
 pub use config::{NamedGroup, ServerConfig};
 pub use error::{AlertDescription, TlsError};
 pub use job::{CryptoJob, JobResult};
-pub use resume::{NoTickets, TicketStore};
+pub use resume::{NoTickets, TicketAge, TicketStore};
 pub use server::TlsServer;
 pub use suites::CipherSuite;

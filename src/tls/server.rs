@@ -16,7 +16,7 @@ use super::config::{NamedGroup, ServerConfig};
 use super::job::{CryptoJob, JobResult, JobSpec};
 use super::key_schedule::{finished_verify_data, resumption_psk, verify_finished, KeySchedule, Secret};
 use super::messages::{self, hs_type, ClientHello};
-use super::resume::{self, Session, TicketStore};
+use super::resume::{self, Session, TicketAge, TicketStore};
 use super::suites::{CipherSuite, Transcript};
 use zeroize::Zeroizing;
 use super::{AlertDescription, TlsError};
@@ -41,7 +41,9 @@ const STATE_TAG: u16 = 0x5453;
 /// 2: resumption (PSK, resumed flag, ticket counters).
 /// 3: 0-RTT (early read key, accepted flag, early byte count and limit).
 /// 4: a ClientHello waiting for a session from the fleet repository.
-const STATE_VERSION: u16 = 4;
+/// 5: several PSK identities (the one being fetched, the one selected) and
+/// the ticket age verdict.
+const STATE_VERSION: u16 = 5;
 
 /// Where the handshake is. One state per message the server waits for
 /// (§4, Figure 1 and §4.1.4 for the retry).
@@ -131,8 +133,16 @@ pub struct TlsServer {
     /// the start, once the answer is in `fetched`.
     pending_hello: Option<Vec<u8>>,
     /// The repository's answer for `pending_hello`'s ticket: Some(None)
-    /// means not found (full handshake).
+    /// means not found (that identity is a miss).
     fetched: Option<Option<Zeroizing<Vec<u8>>>>,
+    /// Which offered identity of `pending_hello` is being (or was) fetched;
+    /// the ones before it were misses or unusable (§4.2.11).
+    fetch_index: u8,
+    /// The selected_identity of our ServerHello when resuming (§4.2.11).
+    psk_index: u16,
+    /// What the age of the resumed (or too old) ticket allowed (§4.2.11.1,
+    /// §8.3); None when no ticket was judged.
+    ticket_age: Option<TicketAge>,
 
     suite: Option<CipherSuite>,
     group: Option<NamedGroup>,
@@ -179,12 +189,23 @@ impl std::fmt::Debug for TlsServer {
     }
 }
 
+/// A session a ClientHello resumes.
+struct Resumed {
+    suite: CipherSuite,
+    sess: Session,
+    /// The offered identity it was found under (selected_identity).
+    index: u16,
+    age: TicketAge,
+}
+
 /// What resumption decided for a ClientHello.
 enum Resume {
-    /// Resume with this suite and session, or (None) a full handshake.
-    Decided(Option<(CipherSuite, Session)>),
-    /// Ask the fleet repository for the session of this ticket first.
-    Fetch(Vec<u8>),
+    /// Resume this session, or (None) a full handshake. The age verdict
+    /// of a ticket found too old is kept for the counters.
+    Decided(Option<Resumed>, Option<TicketAge>),
+    /// Ask the fleet repository for the session of the identity with this
+    /// index first.
+    Fetch(u8, Vec<u8>),
 }
 
 /// What one record turned out to carry, once opened.
@@ -226,6 +247,9 @@ impl TlsServer {
             job_out: false,
             pending_hello: None,
             fetched: None,
+            fetch_index: 0,
+            psk_index: 0,
+            ticket_age: None,
             suite: None,
             group: None,
             scheme: None,
@@ -528,6 +552,18 @@ impl TlsServer {
     /// EndOfEarlyData.
     pub fn early_data_len(&self) -> usize {
         self.early_received as usize
+    }
+    /// What the age of the ticket offered (and taken) allowed: `Fresh`,
+    /// `Skewed` or `Unknown` when it resumed (0-RTT only with `Fresh`),
+    /// `Expired` when it was too old to resume (RFC 8446 §4.2.11.1, §8.3).
+    /// None when no ticket was taken.
+    pub fn ticket_age(&self) -> Option<TicketAge> {
+        self.ticket_age
+    }
+    /// The selected_identity sent in our ServerHello (§4.2.11), when
+    /// resumed.
+    pub fn selected_identity(&self) -> Option<u16> {
+        self.resumed.then_some(self.psk_index)
     }
     /// NewSessionTickets sent on this connection.
     pub fn tickets_sent(&self) -> u32 {
@@ -944,42 +980,50 @@ impl TlsServer {
 
         // Resumption (§4.2.11) after every other check that could still
         // fail, so a ticket is only taken from a ClientHello we answer.
-        let fetched = self.fetched.take();
-        let resumed = match store {
+        let fetched = self.fetched.take().map(|f| (usize::from(self.fetch_index), f));
+        let (resumed, age) = match store {
             Some(st) => match self.try_resume(&ch, msg, suite, retry, st, fetched)? {
-                Resume::Decided(r) => r,
-                Resume::Fetch(id) => {
+                Resume::Decided(r, age) => (r, age),
+                Resume::Fetch(index, id) => {
                     // Not on this host: ask the fleet repository (a job,
                     // so the worker never waits for it) and handle this
                     // ClientHello again with the answer. Nothing of it has
                     // been applied yet.
                     self.pending_hello = Some(msg.to_vec());
+                    self.fetch_index = index;
                     self.job = Some(JobSpec::FetchSession { id });
                     self.job_out = false;
                     return Ok(());
                 }
             },
-            None => None,
+            None => (None, None),
         };
+        self.fetch_index = 0;
         // §4.2.10: accept 0-RTT only when it is on, this ClientHello just
         // took its ticket (single use across all workers sharing the store:
-        // the replay protection, §8.1), the ticket allowed early data, and
-        // the suite and ALPN are the session's; never after a retry.
+        // the replay protection, §8.1), the ticket allowed early data, it
+        // is the first identity offered (§4.2.10: the early data is under
+        // the first PSK), its age agrees with the client's (§8.3), and the
+        // suite and ALPN are the session's; never after a retry.
         let early_limit = match &resumed {
-            Some((s, sess))
+            Some(r)
                 if ch.early_data
                     && !retry
                     && self.cfg.max_early_data > 0
-                    && sess.max_early_data > 0
-                    && *s == sess.suite
-                    && alpn == sess.alpn =>
+                    && r.sess.max_early_data > 0
+                    && r.index == 0
+                    && r.age == TicketAge::Fresh
+                    && r.suite == r.sess.suite
+                    && alpn == r.sess.alpn =>
             {
-                Some(sess.max_early_data)
+                Some(r.sess.max_early_data)
             }
             _ => None,
         };
+        self.ticket_age = resumed.as_ref().map(|r| r.age).or(age);
+        self.psk_index = resumed.as_ref().map_or(0, |r| r.index);
         let (suite, scheme, psk) = match resumed {
-            Some((s, sess)) => (s, None, Some(sess.psk.clone())),
+            Some(r) => (r.suite, None, Some(r.sess.psk.clone())),
             None => {
                 let sig_algs = ch.sig_algs.as_ref().ok_or(TlsError::MissingExtension("signature_algorithms"))?;
                 let scheme = self
@@ -1027,12 +1071,19 @@ impl TlsServer {
         Ok(())
     }
 
-    /// The first offered PSK identity, if it names a session in `store`
-    /// that fits this ClientHello and its binder verifies (§4.2.11): the
-    /// suite to use and the PSK. The session is taken from the store; when
-    /// it does not fit, or the binder fails (then the handshake aborts with
-    /// decrypt_error, §4.2.11), it is put back, so an unusable ClientHello
-    /// never burns a ticket. `None` means a full handshake.
+    /// The offered PSK identities (§4.2.11), in the client's order and at
+    /// most [`resume::MAX_PSK_IDENTITIES`] of them, each taken from `store`
+    /// in turn until one names a session that fits this ClientHello: the
+    /// suite to use, the session, its index (selected_identity) and its age
+    /// verdict. Only that identity's binder is verified; if it fails the
+    /// session is put back and the handshake aborts with decrypt_error
+    /// (§4.2.11), so an unusable ClientHello never burns a ticket, and no
+    /// further identity is taken. A session that does not fit is put back
+    /// before the next identity is taken; one too old (§4.6.1) or
+    /// unreadable is dropped. `Decided(None, _)` means a full handshake.
+    ///
+    /// `fetched`: the fleet repository's answer for the identity with that
+    /// index; the identities before it were already looked at.
     fn try_resume(
         &self,
         ch: &ClientHello,
@@ -1040,62 +1091,76 @@ impl TlsServer {
         suite: CipherSuite,
         retry: bool,
         store: &mut dyn TicketStore,
-        fetched: Option<Option<Zeroizing<Vec<u8>>>>,
+        fetched: Option<(usize, Option<Zeroizing<Vec<u8>>>)>,
     ) -> Result<Resume, TlsError> {
-        let none = Ok(Resume::Decided(None));
-        let Some(offer) = ch.psk.as_ref() else { return none };
+        let Some(offer) = ch.psk.as_ref() else { return Ok(Resume::Decided(None, None)) };
         // §4.2.9: we only do psk_dhe_ke; psk_ke alone gets a full handshake.
         if !ch.psk_modes.as_ref().is_some_and(|m| m.contains(&resume::PSK_DHE_KE)) {
-            return none;
+            return Ok(Resume::Decided(None, None));
         }
-        let (Some((id, _obfuscated_age)), Some(binder)) = (offer.identities.first(), offer.binders.first()) else {
-            return none;
+        // §4.2.11.2: every binder is over Transcript-Hash(Truncate(
+        // ClientHello)) — the same truncation (the whole binders list) for
+        // every identity — preceded by message_hash(ClientHello1) and the
+        // HelloRetryRequest after a retry.
+        let truncated = msg.get(..offer.binders_offset).ok_or(TlsError::Internal("binders offset"))?;
+        if retry && self.transcript.is_none() {
+            return Err(TlsError::Internal("retry without transcript"));
+        }
+        let (first, mut fetched) = match fetched {
+            Some((i, f)) => (i, Some(f)),
+            None => (0, None),
         };
-        let raw = match fetched {
-            // The repository's answer for this very ClientHello.
-            Some(Some(raw)) => raw,
-            Some(None) => return none,
-            None => match store.take(id) {
-                Some(raw) => raw,
-                None if store.remote() => return Ok(Resume::Fetch(id.clone())),
-                None => return none,
-            },
-        };
-        // A record we cannot read is dropped: it could never be used.
-        let Ok(sess) = Session::decode(&raw) else { return none };
-        let h = sess.suite.hash();
-        // §4.2.11 / §4.6.1: only a suite with the ticket's hash. After a
-        // HelloRetryRequest the suite is already fixed (§4.1.4).
-        let chosen = if retry {
-            Some(suite).filter(|s| s.hash() == h)
-        } else {
-            self.cfg.suites.iter().copied().find(|s| s.hash() == h && ch.suites.contains(&s.id()))
-        };
-        // §4.6.1 (and RFC 6066 §3): the session is for the name it was
-        // made for.
-        let Some(chosen) = chosen.filter(|_| sess.sni == ch.sni) else {
-            store.put_back(id, &raw);
-            return none;
-        };
-        // §4.2.11.2: over Transcript-Hash(Truncate(ClientHello)), preceded
-        // by message_hash(ClientHello1) and the HelloRetryRequest.
-        let Some(truncated) = msg.get(..offer.binders_offset) else {
-            store.put_back(id, &raw);
-            return Err(TlsError::Internal("binders offset"));
-        };
-        let th = match (retry, self.transcript.as_ref()) {
-            (false, _) => h.digest(truncated),
-            (true, Some(t)) => t.hash_with(truncated),
-            (true, None) => {
+        let now = store.clock();
+        let mut too_old = None;
+        // The parser checked there is one binder per identity (§4.2.11).
+        let offered = offer.identities.iter().zip(&offer.binders).enumerate();
+        for (i, ((id, obfuscated_age), binder)) in offered.take(resume::MAX_PSK_IDENTITIES).skip(first) {
+            let raw = match fetched.take() {
+                // The repository's answer for this very identity.
+                Some(Some(raw)) => raw,
+                Some(None) => continue,
+                None => match store.take(id) {
+                    Some(raw) => raw,
+                    // `i` < MAX_PSK_IDENTITIES fits a u8.
+                    None if store.remote() => return Ok(Resume::Fetch(i as u8, id.clone())),
+                    None => continue,
+                },
+            };
+            // A record we cannot read is dropped: it could never be used.
+            let Ok(sess) = Session::decode(&raw) else { continue };
+            let h = sess.suite.hash();
+            // §4.2.11 / §4.6.1: only a suite with the ticket's hash. After a
+            // HelloRetryRequest the suite is already fixed (§4.1.4).
+            let chosen = if retry {
+                Some(suite).filter(|s| s.hash() == h)
+            } else {
+                self.cfg.suites.iter().copied().find(|s| s.hash() == h && ch.suites.contains(&s.id()))
+            };
+            // §4.6.1 (and RFC 6066 §3): the session is for the name it was
+            // made for.
+            let Some(chosen) = chosen.filter(|_| sess.sni == ch.sni) else {
                 store.put_back(id, &raw);
-                return Err(TlsError::Internal("retry without transcript"));
+                continue;
+            };
+            // §4.6.1: no ticket is used past its lifetime (at most 7 days);
+            // it is dropped, as the store would drop it.
+            let age = sess.judge_age(*obfuscated_age, now, self.cfg.early_data_age_window_ms);
+            if age == TicketAge::Expired {
+                too_old = Some(age);
+                continue;
             }
-        };
-        if !resume::verify_binder(h, sess.psk.as_bytes(), &th, binder) {
-            store.put_back(id, &raw);
-            return Err(TlsError::DecryptError("psk binder"));
+            let th = match self.transcript.as_ref() {
+                Some(t) if retry => t.hash_with(truncated),
+                _ => h.digest(truncated),
+            };
+            if !resume::verify_binder(h, sess.psk.as_bytes(), &th, binder) {
+                store.put_back(id, &raw);
+                return Err(TlsError::DecryptError("psk binder"));
+            }
+            // `i` < MAX_PSK_IDENTITIES fits a u16.
+            return Ok(Resume::Decided(Some(Resumed { suite: chosen, sess, index: i as u16, age }), None));
         }
-        Ok(Resume::Decided(Some((chosen, sess))))
+        Ok(Resume::Decided(None, too_old))
     }
 
     /// Sends the due NewSessionTickets (§4.6.1): for each, a random ticket
@@ -1129,6 +1194,8 @@ impl TlsServer {
                 sni: self.sni.clone(),
                 alpn: self.alpn.clone(),
                 max_early_data: self.cfg.max_early_data,
+                // §4.2.11.1: what the ticket's age is measured from.
+                issued_at: store.clock(),
             };
             // A refused ticket is dropped unsent, so its nonce (and PSK) was
             // never given out and the next ticket may use it.
@@ -1196,8 +1263,8 @@ impl TlsServer {
         let group = self.group.ok_or(TlsError::Internal("no group"))?;
         let h = suite.hash();
         let t = self.transcript.as_mut().ok_or(TlsError::Internal("no transcript"))?;
-        // §4.2.11: selected_identity 0, the only one we try.
-        let psk_identity = self.resumed.then_some(0);
+        // §4.2.11: selected_identity, the index of the identity resumed.
+        let psk_identity = self.resumed.then_some(self.psk_index);
         let sh =
             messages::server_hello(&self.server_random, &self.session_id, suite.id(), group.id(), public, psk_identity);
         t.update(&sh);
@@ -1459,6 +1526,27 @@ fn read_opt_protector(r: &mut Reader) -> Result<Option<RecordProtector>, DecodeE
     })
 }
 
+fn age_code(a: Option<TicketAge>) -> u8 {
+    match a {
+        None => 0,
+        Some(TicketAge::Fresh) => 1,
+        Some(TicketAge::Skewed) => 2,
+        Some(TicketAge::Unknown) => 3,
+        Some(TicketAge::Expired) => 4,
+    }
+}
+
+fn age_from_code(v: u8) -> Result<Option<TicketAge>, DecodeError> {
+    Ok(match v {
+        0 => None,
+        1 => Some(TicketAge::Fresh),
+        2 => Some(TicketAge::Skewed),
+        3 => Some(TicketAge::Unknown),
+        4 => Some(TicketAge::Expired),
+        _ => return Err(DecodeError::Invalid("ticket age")),
+    })
+}
+
 impl TlsServer {
     /// The whole connection, losslessly, at any point of its life: buffered
     /// partial records in both directions, the transcript, the handshake
@@ -1554,6 +1642,10 @@ impl TlsServer {
                 w.bytes(b);
             }
         }
+        // Version 5.
+        w.u8(self.fetch_index);
+        w.u16(self.psk_index);
+        w.u8(age_code(self.ticket_age));
     }
 
     pub fn decode(r: &mut Reader, cfg: Arc<ServerConfig>) -> Result<TlsServer, DecodeError> {
@@ -1652,6 +1744,11 @@ impl TlsServer {
                 2 => Some(Some(Zeroizing::new(r.bytes()?.to_vec()))),
                 _ => return Err(DecodeError::Invalid("fetched session option")),
             };
+        }
+        if version >= 5 {
+            s.fetch_index = r.u8()?;
+            s.psk_index = r.u16()?;
+            s.ticket_age = age_from_code(r.u8()?)?;
         }
         if s.failed {
             s.error = Some(TlsError::Internal("connection failed before handoff"));

@@ -248,6 +248,11 @@ impl ProxiedConn {
             if self.tls.is_resumed() {
                 stats.handshakes_resumed += 1;
             }
+            match self.tls.ticket_age() {
+                Some(crate::tls::TicketAge::Expired) => stats.tickets_too_old += 1,
+                Some(crate::tls::TicketAge::Skewed) => stats.tickets_age_skewed += 1,
+                _ => {}
+            }
         }
         if !self.tls.is_handshaking() && !self.tls.is_failed() && self.backend.is_none() && !self.closing {
             wants.backend = true;

@@ -252,6 +252,13 @@ impl TicketStore for FleetTickets<'_> {
     fn remote(&self) -> bool {
         true
     }
+
+    /// Wall-clock Unix µs, like the repository's expiries: a ticket
+    /// issued on another host (another monotonic epoch) is judged by the
+    /// same clock, up to the hosts' NTP offset (RFC 8446 §8.3).
+    fn clock(&self) -> Option<Instant> {
+        Some(self.wall)
+    }
 }
 
 /// Opens a sealed session record from the repository and notes its

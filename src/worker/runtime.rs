@@ -35,6 +35,7 @@ pub fn load_tls(cfg: &Config) -> Result<Arc<ServerConfig>, String> {
     sc.tickets_per_handshake = cfg.tls.tickets_per_handshake;
     sc.ticket_lifetime_s = cfg.tls.ticket_lifetime_s;
     sc.max_early_data = cfg.tls.max_early_data;
+    sc.early_data_age_window_ms = cfg.tls.early_data_age_window_ms;
     Ok(Arc::new(sc))
 }
 

@@ -27,6 +27,8 @@ worker_stats! {
     syn_cookies_accepted: "connections rebuilt from a valid SYN-cookie ACK",
     handshakes_completed: "TLS handshakes completed (full and resumed)",
     handshakes_resumed: "TLS handshakes that resumed a session taken from the session table",
+    tickets_too_old: "tickets taken but past their lifetime by their issue time (RFC 8446 §4.6.1): full handshake",
+    tickets_age_skewed: "resumed tickets whose client-reported age was outside tls.early_data_age_window_ms (§8.3): early data, if offered, rejected",
     tls_failures: "connections failed by a TLS error (an alert was sent)",
     crypto_jobs: "handshake crypto jobs run",
     backend_connects: "backend connections attempted",

@@ -88,6 +88,13 @@ impl TicketStore for WorkerTickets<'_> {
         }
         let Some(expiry) = sealed_expiry(&sealed) else { return false };
         self.fabric.tickets.put_evicting(KIND_SESSION, ticket_id, &sealed, expiry, self.now).is_ok()
+ }
+
+    /// The host's monotonic clock, the one this table's expiries are in:
+    /// the table is shared only by the workers of this process (one clock)
+    /// and its records do not outlive it (sealed under a per-process key).
+    fn clock(&self) -> Option<Instant> {
+        Some(self.now)
     }
 }
 
@@ -150,6 +157,13 @@ impl TicketStore for Tickets<'_> {
     }
     fn remote(&self) -> bool {
         matches!(self, Tickets::Fleet(_))
+    }
+    fn clock(&self) -> Option<Instant> {
+        match self {
+            Tickets::Table(t) => t.clock(),
+            Tickets::Fleet(f) => f.clock(),
+            Tickets::Off(n) => n.clock(),
+        }
     }
 }
 

@@ -264,6 +264,9 @@ fn version_2_state_without_early_fields_still_decodes() {
     let mut w = Writer::new();
     a.server.encode(&mut w);
     let mut b = w.finish().to_vec();
+    // v5 (4 bytes), then v4 (2 bytes): not in a version-2 state.
+    assert_eq!(&b[b.len() - 6..], &[0; 6]);
+    b.truncate(b.len() - 6);
     assert_eq!(&b[b.len() - 10..], &[0; 10]);
     b.truncate(b.len() - 10);
     b[2..4].copy_from_slice(&2u16.to_le_bytes());
@@ -356,4 +359,62 @@ fn early_data_before_a_hello_retry_request_is_skipped() {
     assert_eq!(b.server_read_all(), Vec::<u8>::new());
     assert_eq!(b.client_sends(b"again"), b"again");
     assert!(b.server_error.is_none(), "{:?}", b.server_error);
+}
+
+/// rustls measures the ticket age on its own (real) clock: about 0 ms
+/// here. Our store's clock says 60 s: outside the 10 s window (§8.3), so
+/// the ticket resumes, the early data is rejected and skipped (§4.2.10),
+/// and the bytes the client sends again arrive once.
+#[test]
+fn early_data_with_a_ticket_age_far_from_ours_is_rejected_but_the_ticket_resumes() {
+    let p = pki(KeyKind::Ecdsa);
+    let ccfg = early_client_config(&p);
+    let store = MemStore::default();
+    ticket(&p, &ccfg, 16384, &store, 41);
+    store.set_clock(crate::time::Instant::from_millis(60_000));
+    let early = data(2000, 42);
+    let mut b = Pair::new(early_client(&ccfg, &early), scfg(&p, 16384), 43);
+    b.store = Some(store.clone());
+    b.handshake();
+    assert_eq!(b.client.handshake_kind(), Some(HandshakeKind::Resumed));
+    assert_eq!(b.server.ticket_age(), Some(crate::tls::TicketAge::Skewed));
+    assert!(!b.client.is_early_data_accepted() && !b.server.is_early_data_accepted());
+    assert_eq!(b.server_read_all(), Vec::<u8>::new(), "rejected early data was delivered");
+    assert_eq!(b.client_sends(&early), early);
+    assert_eq!(b.server.early_data_len(), 0);
+    assert!(b.server_error.is_none(), "{:?}", b.server_error);
+}
+
+/// The same ticket 5 s later on our clock: within the window, accepted.
+#[test]
+fn early_data_with_a_ticket_age_within_the_window_is_accepted() {
+    let p = pki(KeyKind::Ecdsa);
+    let ccfg = early_client_config(&p);
+    let store = MemStore::default();
+    ticket(&p, &ccfg, 16384, &store, 44);
+    store.set_clock(crate::time::Instant::from_millis(5_000));
+    let early = data(2000, 45);
+    let mut b = Pair::new(early_client(&ccfg, &early), scfg(&p, 16384), 46);
+    b.store = Some(store.clone());
+    b.handshake();
+    assert!(b.server.is_early_data_accepted() && b.client.is_early_data_accepted());
+    assert_eq!(b.server.ticket_age(), Some(crate::tls::TicketAge::Fresh));
+    assert_eq!(b.server_read_all(), early);
+}
+
+/// A ticket the client still holds, but as old as its lifetime on our
+/// clock (rustls believes it is fresh): a full handshake (§4.6.1).
+#[test]
+fn ticket_past_its_lifetime_on_the_store_clock_gets_a_full_handshake() {
+    let p = pki(KeyKind::Ecdsa);
+    let ccfg = early_client_config(&p);
+    let store = MemStore::default();
+    ticket(&p, &ccfg, 0, &store, 47);
+    store.set_clock(crate::time::Instant::from_millis(7_200_000));
+    let mut b = Pair::new(conn(&ccfg), scfg(&p, 0), 48);
+    b.store = Some(store.clone());
+    b.handshake();
+    assert_eq!(b.client.handshake_kind(), Some(HandshakeKind::Full));
+    assert_eq!(b.server.ticket_age(), Some(crate::tls::TicketAge::Expired));
+    assert_eq!(b.server_sends(b"after"), b"after");
 }

@@ -5,6 +5,7 @@ mod early;
 mod handoff;
 mod handshake;
 mod hostile;
+mod psk;
 mod resume;
 
 pub(crate) use resume::MemStore;
