@@ -693,6 +693,7 @@ servers = ["198.18.0.1:8080"]
         assert!(err(&format!("[repository]\nurl = \"http://127.0.0.1:6379\"\n{fleet}")).starts_with("repository.url:"));
         assert!(err(&format!("[repository]\nthreads = 0\n{fleet}")).starts_with("repository.threads:"));
         assert!(err(&format!("[repository]\ntimeout_ms = 0\n{fleet}")).starts_with("repository.timeout_ms:"));
+        assert!(err(&format!("[repository]\nqueue_timeout_ms = 0\n{fleet}")).starts_with("repository.queue_timeout_ms:"));
         assert!(err(fleet).starts_with("fleet:"), "{}", err(fleet));
         assert!(err("[repository]\n").starts_with("repository:"));
         assert!(err(&format!("[repository]\n{fleet}host_index = 2\nhosts = 2\n")).starts_with("fleet.host_index:"));

@@ -610,3 +610,41 @@ fn a_full_queue_hands_the_request_back_at_once_and_counts_it() {
     }
     panic!("in 5 attempts the service thread was never blocked on the stalled Redis");
 }
+
+/// A request that waited in the queue past `queue_timeout_ms` is answered
+/// without being sent: with the one service thread stuck behind a stalled
+/// Redis, the requests queued meanwhile come back (take: Unavailable; put:
+/// NotStored with its value) and Redis afterwards shows none of them ran.
+#[test]
+fn requests_that_waited_too_long_in_the_queue_are_answered_unsent() {
+    let r = RedisServer::start();
+    r.add_hosts();
+    let mut c = host_a(&r);
+    c.threads = 1;
+    c.timeout_ms = 3000;
+    c.queue_timeout_ms = 100;
+    let repo = Repository::start(&c).unwrap();
+    let (reply, _) = call(&repo, 1, put_op(b"K", b"kept", 60_000));
+    assert!(matches!(reply.outcome, Outcome::Stored), "{:?}", reply.outcome);
+    let staller = stall(r.port, "0.8");
+    let h = repo.handle();
+    let (tx, rx) = unbounded();
+    // Request 2 reaches the thread at once and waits in the stalled Redis;
+    // 3 and 4 wait in the queue for the rest of the stall (> 100 ms).
+    h.submit(Request { tag: 2, op: put_op(b"first", b"1", 60_000), reply: Some(tx.clone()) }).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    h.submit(Request { tag: 3, op: take_op(b"K"), reply: Some(tx.clone()) }).unwrap();
+    h.submit(Request { tag: 4, op: put_op(b"late", b"never", 60_000), reply: Some(tx) }).unwrap();
+    let mut got: Vec<Reply> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
+    got.sort_by_key(|r| r.tag);
+    staller.join().unwrap();
+    assert!(matches!(got[0].outcome, Outcome::Stored), "request 2 was sent before the line formed: {:?}", got[0].outcome);
+    assert!(matches!(got[1].outcome, Outcome::Unavailable), "{:?}", got[1].outcome);
+    assert!(matches!(&got[2].outcome, Outcome::NotStored(v) if v == b"never"), "{:?}", got[2].outcome);
+    assert_eq!(repo.stats().snapshot().queue_expired, 2);
+    // Neither expired request ran: K is still there, "late" never was.
+    let (reply, _) = call(&repo, 5, take_op(b"K"));
+    assert!(matches!(&reply.outcome, Outcome::Taken(v) if v == b"kept"), "{:?}", reply.outcome);
+    let (reply, _) = call(&repo, 6, take_op(b"late"));
+    assert!(matches!(reply.outcome, Outcome::Missing), "{:?}", reply.outcome);
+}

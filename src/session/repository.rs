@@ -101,6 +101,11 @@ pub struct RepositoryConfig {
     pub threads: usize,
     /// Bounded request queue.
     pub queue: usize,
+    /// A request that waited in the queue longer than this, ms, is answered
+    /// without being sent (a take: Unavailable; a put: NotStored, value
+    /// handed back): a slow Redis must not leave handshakes and held
+    /// frames waiting behind a long line.
+    pub queue_timeout_ms: u64,
     /// After a failure, operations answer Unavailable at once for this long
     /// before one reconnect try, ms.
     pub retry_ms: u64,
@@ -119,6 +124,7 @@ impl Default for RepositoryConfig {
             connect_timeout_ms: 20,
             threads: 2,
             queue: 4096,
+            queue_timeout_ms: 50,
             retry_ms: 200,
         }
     }
@@ -213,6 +219,9 @@ impl RepositoryConfig {
         }
         if self.queue == 0 || self.queue > 1 << 20 {
             return bad("queue", format!("{} is out of range 1..=1048576", self.queue));
+        }
+        if self.queue_timeout_ms == 0 || self.queue_timeout_ms > 60_000 {
+            return bad("queue_timeout_ms", format!("{} is out of range 1..=60000", self.queue_timeout_ms));
         }
         if self.retry_ms > 600_000 {
             return bad("retry_ms", format!("{} is out of range 0..=600000", self.retry_ms));
@@ -614,6 +623,7 @@ pub struct RepositoryStats {
     pub dels: AtomicU64,
     pub reconnects: AtomicU64,
     pub queue_full: AtomicU64,
+    pub queue_expired: AtomicU64,
     pub up: AtomicBool,
     pub take_latency_us: [AtomicU64; LATENCY_BUCKETS],
     /// Sum of the timed takes' latencies, µs (the histogram's `_sum`).
@@ -634,6 +644,7 @@ pub struct RepositoryStatsSnapshot {
     pub dels: u64,
     pub reconnects: u64,
     pub queue_full: u64,
+    pub queue_expired: u64,
     pub up: bool,
     pub take_latency_us: [u64; LATENCY_BUCKETS],
     pub take_latency_sum_us: u64,
@@ -664,6 +675,7 @@ impl RepositoryStats {
             dels: l(&self.dels),
             reconnects: l(&self.reconnects),
             queue_full: l(&self.queue_full),
+            queue_expired: l(&self.queue_expired),
             up: self.up.load(Ordering::Relaxed),
             take_latency_us: hist,
             take_latency_sum_us: l(&self.take_latency_sum_us),
@@ -677,7 +689,7 @@ impl RepositoryStats {
 
 impl RepositoryStatsSnapshot {
     /// `(metric name, help, value)` of every counter.
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 11] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 12] {
         [
             ("baton_repository_takes_total", "Takes (GETDEL) asked of the repository.", self.takes),
             ("baton_repository_taken_total", "Takes that returned the record.", self.taken),
@@ -690,6 +702,7 @@ impl RepositoryStatsSnapshot {
             ("baton_repository_dels_total", "Deletes asked of the repository.", self.dels),
             ("baton_repository_reconnects_total", "Connections made again after a failure.", self.reconnects),
             ("baton_repository_queue_full_total", "Requests handed back because the queue was full.", self.queue_full),
+            ("baton_repository_queue_expired_total", "Requests answered unsent: they waited in the queue longer than queue_timeout_ms.", self.queue_expired),
         ]
     }
 
@@ -764,7 +777,7 @@ impl Shared {
 /// The service: `threads` threads, each owning a [`RepositoryClient`], fed by
 /// one bounded channel.
 pub struct Repository {
-    tx: Sender<Request>,
+    tx: Sender<Queued>,
     stop: Option<Sender<()>>,
     threads: Vec<JoinHandle<()>>,
     stats: Arc<RepositoryStats>,
@@ -773,7 +786,7 @@ pub struct Repository {
 /// A worker's end of the service.
 #[derive(Clone)]
 pub struct RepositoryHandle {
-    tx: Sender<Request>,
+    tx: Sender<Queued>,
     stats: Arc<RepositoryStats>,
 }
 
@@ -781,12 +794,12 @@ impl RepositoryHandle {
     /// Queues a request without blocking; gives it back if the queue is full
     /// (counted) or the service stopped.
     pub fn submit(&self, req: Request) -> Result<(), Request> {
-        self.tx.try_send(req).map_err(|e| match e {
-            TrySendError::Full(r) => {
+        self.tx.try_send(Queued { req, at: Instant::now() }).map_err(|e| match e {
+            TrySendError::Full(q) => {
                 RepositoryStats::count(&self.stats.queue_full);
-                r
+                q.req
             }
-            TrySendError::Disconnected(r) => r,
+            TrySendError::Disconnected(q) => q.req,
         })
     }
 }
@@ -817,7 +830,7 @@ impl Repository {
             last_refusal_log: Mutex::new(None),
             last_down_log: Mutex::new(warned),
         });
-        let (tx, rx) = bounded::<Request>(cfg.queue);
+        let (tx, rx) = bounded::<Queued>(cfg.queue);
         let (stop_tx, stop_rx) = bounded::<()>(1);
         let mut threads = Vec::with_capacity(cfg.threads);
         for i in 0..cfg.threads {
@@ -857,6 +870,24 @@ impl Drop for Repository {
     }
 }
 
+/// A request in the queue, with when it was submitted.
+struct Queued {
+    req: Request,
+    at: Instant,
+}
+
+/// Answers a request that is never sent to Redis: a put certainly did not
+/// run (its value goes back), a take or delete is Unavailable.
+fn unsent(req: Request) {
+    let outcome = match req.op {
+        Op::Put { value, .. } => Outcome::NotStored(value),
+        _ => Outcome::Unavailable,
+    };
+    if let Some(r) = req.reply {
+        let _ = r.send(Reply { tag: req.tag, outcome, latency: Duration::ZERO });
+    }
+}
+
 struct ServiceThread {
     shared: Arc<Shared>,
     client: Option<RepositoryClient>,
@@ -884,11 +915,16 @@ impl ServiceThread {
         t
     }
 
-    fn run(mut self, rx: Receiver<Request>, stop: Receiver<()>) {
+    fn run(mut self, rx: Receiver<Queued>, stop: Receiver<()>) {
+        let budget = Duration::from_millis(self.shared.cfg.queue_timeout_ms);
         loop {
             select! {
                 recv(rx) -> msg => match msg {
-                    Ok(req) => self.serve(req),
+                    Ok(q) if q.at.elapsed() > budget => {
+                        RepositoryStats::count(&self.shared.stats.queue_expired);
+                        unsent(q.req);
+                    }
+                    Ok(q) => self.serve(q.req),
                     Err(_) => return,
                 },
                 recv(stop) -> _ => break,
@@ -899,14 +935,8 @@ impl ServiceThread {
             }
         }
         // Stopping: whatever is still queued is answered Unavailable.
-        while let Ok(req) = rx.try_recv() {
-            let outcome = match req.op {
-                Op::Put { value, .. } => Outcome::NotStored(value),
-                _ => Outcome::Unavailable,
-            };
-            if let Some(r) = req.reply {
-                let _ = r.send(Reply { tag: req.tag, outcome, latency: Duration::ZERO });
-            }
+        while let Ok(q) = rx.try_recv() {
+            unsent(q.req);
         }
     }
 

@@ -88,7 +88,7 @@ impl TicketStore for WorkerTickets<'_> {
         }
         let Some(expiry) = sealed_expiry(&sealed) else { return false };
         self.fabric.tickets.put_evicting(KIND_SESSION, ticket_id, &sealed, expiry, self.now).is_ok()
- }
+    }
 
     /// The host's monotonic clock, the one this table's expiries are in:
     /// the table is shared only by the workers of this process (one clock)
