@@ -632,9 +632,18 @@ fn requests_that_waited_too_long_in_the_queue_are_answered_unsent() {
     // Request 2 reaches the thread at once and waits in the stalled Redis;
     // 3 and 4 wait in the queue for the rest of the stall (> 100 ms).
     h.submit(Request { tag: 2, op: put_op(b"first", b"1", 60_000), reply: Some(tx.clone()) }).unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    // Wait until the thread has picked request 2 up (its put is counted
+    // then): on a loaded machine it could otherwise expire in the queue too.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while repo.stats().snapshot().puts < 2 {
+        assert!(Instant::now() < deadline, "request 2 never picked up");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     h.submit(Request { tag: 3, op: take_op(b"K"), reply: Some(tx.clone()) }).unwrap();
-    h.submit(Request { tag: 4, op: put_op(b"late", b"never", 60_000), reply: Some(tx) }).unwrap();
+    h.submit(Request { tag: 4, op: put_op(b"late", b"never", 60_000), reply: Some(tx.clone()) }).unwrap();
+    // Nobody waits for this one: it is sent however late.
+    h.submit(Request { tag: 7, op: put_op(b"unwatched", b"kept", 60_000), reply: None }).unwrap();
+    drop(tx);
     let mut got: Vec<Reply> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap()).collect();
     got.sort_by_key(|r| r.tag);
     staller.join().unwrap();
@@ -647,4 +656,6 @@ fn requests_that_waited_too_long_in_the_queue_are_answered_unsent() {
     assert!(matches!(&reply.outcome, Outcome::Taken(v) if v == b"kept"), "{:?}", reply.outcome);
     let (reply, _) = call(&repo, 6, take_op(b"late"));
     assert!(matches!(reply.outcome, Outcome::Missing), "{:?}", reply.outcome);
+    let (reply, _) = call(&repo, 8, take_op(b"unwatched"));
+    assert!(matches!(&reply.outcome, Outcome::Taken(v) if v == b"kept"), "the unwatched put was dropped: {:?}", reply.outcome);
 }

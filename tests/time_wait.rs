@@ -37,8 +37,22 @@ unsafe impl GlobalAlloc for CountAlloc {
 #[global_allocator]
 static GLOBAL: CountAlloc = CountAlloc;
 
+/// The backend ends the download: baton closes the client flow first, so
+/// the client flow waits out TIME_WAIT on baton.
 #[test]
 fn a_connection_in_time_wait_holds_only_its_tcp_flow() {
+    lingering_connections_hold_only_tcp_state(true);
+}
+
+/// The client closes first: baton passes the EOF on and closes the backend
+/// flow first, so that one waits out TIME_WAIT (regression: only the
+/// client-side TIME_WAIT retired the TLS state; found in review).
+#[test]
+fn a_connection_whose_backend_flow_is_in_time_wait_holds_only_tcp_state() {
+    lingering_connections_hold_only_tcp_state(false);
+}
+
+fn lingering_connections_hold_only_tcp_state(backend_closes_first: bool) {
     const N: usize = 6;
     let (ca, tls) = test_server_tls("timewait");
     let ccfg = client_config(&ca, None, None, &[]);
@@ -49,9 +63,9 @@ fn a_connection_in_time_wait_holds_only_its_tcp_flow() {
     // backend ends (close_first), so baton closes the client flow first.
     for i in 0..N {
         let mut client = ClientApp::new(&mut sim.client, ccfg.clone(), "baton.test", pattern(2000), 41000 + i as u16);
-        client.close_after_server = true;
+        client.close_after_server = backend_closes_first;
         let mut backend = BackendApp::new(&mut sim.backend, 300_000);
-        backend.close_first = true;
+        backend.close_first = backend_closes_first;
         let mut steps = 0;
         while !(client.done() && backend.closed) {
             client.step(&mut sim.client);
@@ -86,6 +100,6 @@ fn a_connection_in_time_wait_holds_only_its_tcp_flow() {
     let after = LIVE.load(Ordering::Relaxed);
     let per_conn = (held - after) / lingering.max(1) as isize;
     eprintln!("{lingering} connections in TIME_WAIT held {per_conn} B each");
-    assert_eq!(lingering, N, "baton closed first, so every flow waits out TIME_WAIT on baton");
+    assert_eq!(lingering, N, "baton closed one flow first, so every connection waits out TIME_WAIT on baton");
     assert!(per_conn < 2048, "a TIME_WAIT connection holds {per_conn} B");
 }

@@ -104,7 +104,8 @@ pub struct RepositoryConfig {
     /// A request that waited in the queue longer than this, ms, is answered
     /// without being sent (a take: Unavailable; a put: NotStored, value
     /// handed back): a slow Redis must not leave handshakes and held
-    /// frames waiting behind a long line.
+    /// frames waiting behind a long line. Requests nobody waits for (no
+    /// reply channel) are sent however late.
     pub queue_timeout_ms: u64,
     /// After a failure, operations answer Unavailable at once for this long
     /// before one reconnect try, ms.
@@ -920,7 +921,10 @@ impl ServiceThread {
         loop {
             select! {
                 recv(rx) -> msg => match msg {
-                    Ok(q) if q.at.elapsed() > budget => {
+                    // Only a request someone waits for: one without a
+                    // reply (a ticket's or an alias's put) costs nobody
+                    // latency, and dropping it would lose it silently.
+                    Ok(q) if q.req.reply.is_some() && q.at.elapsed() > budget => {
                         RepositoryStats::count(&self.shared.stats.queue_expired);
                         unsent(q.req);
                     }

@@ -433,14 +433,14 @@ impl ProxiedConn {
 
         let backend_done = self.backend.as_ref().map(|b| b.tcp.is_closed()).unwrap_or(true);
 
-        // 10. Both FINs of the client flow are through and it waits out
-        //     TIME_WAIT (RFC 9293 §3.6), which may take `tcp.time_wait`:
-        //     TLS can send and receive nothing more, so its keys and
-        //     buffers go now, not when the flow is removed (regression: a
-        //     connection in TIME_WAIT held its traffic keys and 6.9 KB,
-        //     tests/time_wait.rs).
-        if backend_done
-            && self.client.state() == crate::net::tcp::TcpState::TimeWait
+        // 10. Neither flow can carry data any more: each is closed or waits
+        //     out TIME_WAIT (RFC 9293 §3.6), which may take `tcp.time_wait`
+        //     (the client's when baton closed first, the backend's when
+        //     the client did). TLS can send and receive nothing more, so
+        //     its keys and buffers go now, not when the flows are removed
+        //     (regression: a connection in TIME_WAIT held its traffic keys
+        //     and 6.9 KB, tests/time_wait.rs).
+        if self.is_lingering()
             && !self.tls.is_retired()
             && self.tls.tls_output().is_empty()
             && !self.job_pending
@@ -471,6 +471,15 @@ impl ProxiedConn {
     /// When the handshake must be done by.
     pub fn handshake_deadline(&self) -> Instant {
         self.created + self.timeouts.handshake
+    }
+
+    /// Neither flow can carry data: each is closed or in TIME_WAIT, and at
+    /// least one waits (both closed is [`is_done`](Self::is_done)).
+    pub fn is_lingering(&self) -> bool {
+        use crate::net::tcp::TcpState::{Closed, TimeWait};
+        let c = self.client.state();
+        let b = self.backend.as_ref().map_or(Closed, |b| b.tcp.state());
+        matches!(c, Closed | TimeWait) && matches!(b, Closed | TimeWait) && (c == TimeWait || b == TimeWait)
     }
 
     /// Both flows are closed: the connection can be removed.

@@ -149,6 +149,9 @@ struct FleetLocal {
 }
 
 /// Most frames held while waiting for a yield, per flow and in all.
+/// Life of a backend-flow alias put back after a take through it found no
+/// record (see `on_reply`, `Pending::ConnTake`).
+const MISSING_ALIAS_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 const HELD_PER_FLOW: usize = 64;
 const HELD_TOTAL: usize = 4096;
 /// A yield not answered by then is given up (its frames are dropped).
@@ -1308,6 +1311,7 @@ impl Worker {
                 }
             },
             Pending::ConnTake { id, held, via_alias } => {
+                let missing = matches!(outcome, Outcome::Missing);
                 if let Outcome::Taken(sealed) = outcome {
                     match self.fleet_import(&id, &sealed, now) {
                         Some(cf) => {
@@ -1337,8 +1341,13 @@ impl Worker {
                     // sat in the repository and the transfer stalled. The
                     // alias names a record and confers no ownership (only
                     // the record's take does), so it goes back.
+                    // Not there at all (Missing): either its SET has not
+                    // landed yet (the alias's went first on the other
+                    // service thread) or another host took it; a short
+                    // life covers the first and lets a stale alias die.
                     if let Some(fl) = self.fleet.as_ref() {
-                        let ttl = std::time::Duration::from_micros(fl.fleet.params.conn_ttl.micros());
+                        let full = std::time::Duration::from_micros(fl.fleet.params.conn_ttl.micros());
+                        let ttl = if missing { full.min(MISSING_ALIAS_TTL) } else { full };
                         let op = Op::Put { kind: RecordKind::ConnAlias, id: flow_identity(&held).to_vec(), value: id.to_vec(), ttl };
                         let _ = fl.fleet.submit(Request { tag: 0, op, reply: None });
                     }
