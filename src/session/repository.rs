@@ -1266,7 +1266,8 @@ mod tests {
         assert!(lines.contains(&"baton_repository_take_seconds_bucket{le=\"+Inf\"} 3"));
         assert!(lines.contains(&"baton_repository_take_seconds_sum 0.0002"), "{out}");
         assert!(lines.contains(&"baton_repository_take_seconds_count 3"));
-        assert_eq!(out.matches("# TYPE").count(), 13);
+        assert!(lines.contains(&"baton_repository_queue_expired_total 0"));
+        assert_eq!(out.matches("# TYPE").count(), 14);
     }
 
     #[test]
