@@ -1170,6 +1170,12 @@ impl Worker {
     }
 
     /// Client flows of the connections held (for handoff tests and admin).
+    /// Bytes one connection's slot takes in the worker's table, inline
+    /// (what its heap allocations come on top of).
+    pub fn slot_bytes(&self) -> usize {
+        std::mem::size_of::<Slot>()
+    }
+
     pub fn client_flows(&self) -> Vec<FlowId> {
         self.slots.iter().filter_map(|s| s.conn.as_ref().map(|c| c.client_flow())).collect()
     }

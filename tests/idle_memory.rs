@@ -1,0 +1,95 @@
+//! DESIGN.md "Targets": at most 8 KiB per idle proxied connection, both
+//! flows included. An idle connection is one that has done its handshake
+//! and some traffic and now waits (a kept-alive client). This test binary
+//! counts live heap bytes; what a connection holds is what its removal
+//! frees, plus its slot in the worker's table (`Worker::slot_bytes`).
+#![allow(unsafe_code)]
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use common::multi::MultiSim;
+use common::tlsclient::{client_config, test_server_tls, BackendApp, ClientApp};
+
+struct CountAlloc;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for CountAlloc {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountAlloc = CountAlloc;
+
+/// Per connection: (heap bytes its removal frees, slot bytes).
+fn idle_footprint(up: usize, down: usize) -> (isize, usize) {
+    const N: usize = 6;
+    let (ca, tls) = test_server_tls("idle");
+    let ccfg = client_config(&ca, None, None, &[]);
+    let mut sim = MultiSim::new(tls, 1, 91);
+    let mut apps = Vec::new();
+    for i in 0..N {
+        let client = ClientApp::new(&mut sim.client, ccfg.clone(), "baton.test", vec![7u8; up], 42000 + i as u16);
+        let backend = BackendApp::new(&mut sim.backend, down);
+        apps.push((client, backend));
+        // One at a time: the sim's backend listens on one socket.
+        let (client, backend) = apps.last_mut().unwrap();
+        let mut steps = 0;
+        while !(client.uploaded == up && client.downloaded.len() == down && backend.received.len() == up) {
+            client.step(&mut sim.client);
+            backend.step(&mut sim.backend);
+            sim.step(&mut |_, _| 0);
+            sim.now_ms += 1;
+            steps += 1;
+            assert!(steps < 10_000, "connection {i}: {} of {down} down, {} of {up} up", client.downloaded.len(), backend.received.len());
+        }
+    }
+    // Idle: ACKs settle, delayed ACK timers fire.
+    for _ in 0..500 {
+        sim.step(&mut |_, _| 0);
+        sim.now_ms += 1;
+    }
+    assert_eq!(sim.conns(), N);
+    let flows = sim.workers[0].client_flows();
+    let now = baton::time::Instant::from_millis(sim.now_ms);
+    let before = LIVE.load(Ordering::Relaxed);
+    for f in &flows {
+        // The export's own buffer is freed when it is dropped here.
+        drop(sim.workers[0].export_conn(f, now).expect("export"));
+    }
+    let freed = before - LIVE.load(Ordering::Relaxed);
+    assert_eq!(sim.conns(), 0);
+    (freed / N as isize, sim.workers[0].slot_bytes())
+}
+
+#[test]
+fn an_idle_connection_after_a_download_holds_at_most_8_kib() {
+    let (heap, slot) = idle_footprint(300, 200_000);
+    let total = heap + slot as isize;
+    eprintln!("idle after 300 B up / 200 KB down: heap {heap} B + slot {slot} B = {total} B");
+    assert!(total <= 8192, "an idle connection holds {total} B (heap {heap} + slot {slot})");
+}
+
+#[test]
+fn an_idle_connection_after_its_handshake_holds_at_most_8_kib() {
+    let (heap, slot) = idle_footprint(100, 100);
+    let total = heap + slot as isize;
+    eprintln!("idle after 100 B each way: heap {heap} B + slot {slot} B = {total} B");
+    assert!(total <= 8192, "an idle connection holds {total} B (heap {heap} + slot {slot})");
+}
