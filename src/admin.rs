@@ -126,7 +126,7 @@ pub type RetaHook = Box<dyn Fn(&[u16]) -> Result<String, String> + Send>;
 /// Drains the whole host into the fleet repository, or ends that.
 fn host_drain(fleet: Option<&crate::worker::fleet::Fleet>, on: bool) -> (&'static str, String) {
     let Some(f) = fleet else {
-        return ("400 Bad Request", "no fleet: this host has no [repository]/[fleet] config; drain a worker with ?worker=N\n".into());
+        return ("400 Bad Request", "no fleet: this host has no [repository]/[fleet] config; drain a worker with ?worker=N (baton drain --worker N)\n".into());
     };
     if on && !f.is_up() {
         // Exports would time out and be dropped: refuse rather than lose

@@ -657,7 +657,36 @@ impl Config {
                 return Err(invalid("admin.listen", "must be a loopback address: the admin port has no authentication"));
             }
         }
+        // Under --no-huge the EAL gets `-m memory_mb` and no more: a plan
+        // that does not fit would fail in `run` (a memzone or the mbuf
+        // pool); with hugepages the EAL takes what is free.
+        let need = self.dpdk_memory_needed_mb();
+        if self.dpdk.hugepages == "off" && need > self.dpdk.memory_mb {
+            return Err(invalid(
+                "dpdk.memory_mb",
+                format!(
+                    "{} MiB is too little: the session tables and the mbuf pool need about {need} MiB \
+                     (raise it, or lower session.table_slots / small_slots / ticket_slots or dpdk.mbufs)",
+                    self.dpdk.memory_mb
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// DPDK memory the session tables and the mbuf pool take, MiB (rounded
+    /// up, with 16 MiB for the EAL's own use).
+    pub fn dpdk_memory_needed_mb(&self) -> usize {
+        use crate::session::table::{HeapArena, SessionTable};
+        let words = |slots: usize, rec: usize| if slots == 0 { 0 } else { SessionTable::<HeapArena>::words_needed(slots, rec).unwrap_or(usize::MAX / 16) };
+        let tables = words(self.session.table_slots, self.session.max_record_kib * 1024)
+            .saturating_add(words(self.session.small_slots, self.session.small_record_kib * 1024))
+            .saturating_add(words(self.session.ticket_slots, crate::worker::handoff::TICKET_RECORD_MAX))
+            .saturating_mul(8);
+        // An mbuf: data room 2048 + headroom 128 + its header and pool
+        // overhead, about 2.5 KiB.
+        let mbufs = self.dpdk.mbufs as usize * 2560;
+        tables.saturating_add(mbufs).div_ceil(1 << 20).saturating_add(16)
     }
 
     /// Backend addresses, validated in `parse`.
@@ -749,6 +778,22 @@ servers = ["198.18.0.1:8080"]
         assert_eq!(c.session.small_slots, 0);
         let c = Config::parse(&GOOD).unwrap();
         assert_eq!((c.session.small_slots, c.session.small_record_kib), (2048, 16));
+    }
+
+    /// From a fresh-user pass: check-config said ok to a plan `run` could
+    /// not start (64 MiB of --no-huge memory for 112 MiB of tables).
+    #[test]
+    fn a_plan_that_does_not_fit_no_huge_memory_is_refused() {
+        let c = Config::parse(GOOD).unwrap();
+        let need = c.dpdk_memory_needed_mb();
+        assert!((112 + 16..=112 + 16 + 24).contains(&need), "{need} MiB");
+        let off = |mb: usize| GOOD.replace("port = \"net_tap0\"", &format!("port = \"net_tap0\"\nhugepages = \"off\"\nmemory_mb = {mb}"));
+        let e = err_of(&off(64));
+        assert!(e.starts_with("dpdk.memory_mb:") && e.contains("session"), "{e}");
+        assert!(Config::parse(&off(need)).is_ok());
+        // With hugepages the EAL takes what is free: not refused here.
+        let on = GOOD.replace("port = \"net_tap0\"", "port = \"net_tap0\"\nmemory_mb = 64");
+        assert!(Config::parse(&on).is_ok());
     }
 
     #[test]

@@ -160,13 +160,26 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     let _ = writeln!(out, "  workers  {} (slow-path threads {})", cfg.workers.count, cfg.workers.slow_path_threads);
     let _ = writeln!(out, "  backends {}", cfg.backend.servers.join(", "));
     let _ = writeln!(out, "  tls      cert {} key {} alpn [{}]", cfg.tls.cert.display(), cfg.tls.key.display(), cfg.tls.alpn.join(", "));
-    let _ = writeln!(out, "  tickets  {} per handshake, lifetime {} s, 0-RTT {}", cfg.tls.tickets_per_handshake, cfg.tls.ticket_lifetime_s, if cfg.tls.max_early_data > 0 { format!("up to {} bytes", cfg.tls.max_early_data) } else { "off".into() });
     let _ = writeln!(
         out,
-        "  session  {} connection slots x {} KiB, {} ticket slots, key rotation every {} s, handshake checkpoints {}",
+        "  tickets  {} per handshake, lifetime {} s, 0-RTT {}",
+        cfg.tls.tickets_per_handshake,
+        cfg.tls.ticket_lifetime_s,
+        if cfg.tls.max_early_data > 0 {
+            format!("up to {} bytes, ticket age within {} ms", cfg.tls.max_early_data, cfg.tls.early_data_age_window_ms)
+        } else {
+            "off".into()
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  session  {} connection slots x {} KiB + {} x {} KiB, {} ticket slots ({} MiB of DPDK memory), key rotation every {} s, handshake checkpoints {}",
         cfg.session.table_slots,
         cfg.session.max_record_kib,
+        cfg.session.small_slots,
+        cfg.session.small_record_kib,
         cfg.session.ticket_slots,
+        cfg.dpdk_memory_needed_mb(),
         cfg.session.key_rotation_s,
         if cfg.session.checkpoint_handshakes { "on" } else { "off" }
     );

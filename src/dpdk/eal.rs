@@ -137,7 +137,31 @@ pub fn eal_args_resolved(opts: &EalOptions, no_huge: bool) -> Vec<String> {
     a
 }
 
-struct EalInner;
+struct EalInner {
+    /// The EAL's runtime directory (`/var/run/dpdk/<file-prefix>` as
+    /// root), removed at cleanup when empty.
+    runtime_dir: Option<std::path::PathBuf>,
+}
+
+/// Where this DPDK (22.11, `eal_create_runtime_dir`) puts its runtime
+/// files for the `--file-prefix` in `args`: under `$RUNTIME_DIRECTORY`
+/// if set, else `/var/run` for root, else `$XDG_RUNTIME_DIR` or `/tmp`;
+/// then `dpdk/<prefix>`.
+fn runtime_dir(args: &[String]) -> Option<std::path::PathBuf> {
+    let prefix = args.iter().find_map(|a| a.strip_prefix("--file-prefix=")).unwrap_or("rte");
+    if prefix.is_empty() || prefix.contains('/') {
+        return None;
+    }
+    let base = if let Some(d) = std::env::var_os("RUNTIME_DIRECTORY") {
+        std::path::PathBuf::from(d)
+    // SAFETY: getuid has no preconditions.
+    } else if unsafe { libc::getuid() } == 0 {
+        std::path::PathBuf::from("/var/run")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| "/tmp".into())
+    };
+    Some(base.join("dpdk").join(prefix))
+}
 
 impl Drop for EalInner {
     fn drop(&mut self) {
@@ -149,6 +173,12 @@ impl Drop for EalInner {
         let rc = unsafe { ffi::rte_eal_cleanup() };
         if rc != 0 {
             log::warn!("dpdk: rte_eal_cleanup failed: {}", super::error::strerror(-rc));
+        }
+        // The EAL creates it even with --in-memory and leaves it behind
+        // (one empty directory per run and file prefix; found by a
+        // fresh-user pass). remove_dir only removes an empty one.
+        if let Some(d) = &self.runtime_dir {
+            let _ = std::fs::remove_dir(d);
         }
     }
 }
@@ -198,8 +228,18 @@ impl Eal {
         let rc = unsafe { ffi::rte_eal_init(argc, argv.as_mut_ptr()) };
         check_errno("rte_eal_init", rc)?;
         Ok(Eal {
-            _inner: Arc::new(EalInner),
+            _inner: Arc::new(EalInner { runtime_dir: runtime_dir(args) }),
         })
+    }
+
+    /// Removes the EAL's runtime directory if it is empty (with
+    /// `--in-memory` it stays empty, and `rte_eal_cleanup` may never run
+    /// when a mempool was leaked with mbufs out): one leftover directory
+    /// per run and file prefix otherwise.
+    pub fn remove_runtime_dir_if_empty(&self) {
+        if let Some(d) = &self._inner.runtime_dir {
+            let _ = std::fs::remove_dir(d);
+        }
     }
 
     /// The lcore id of the calling thread, `None` for an unregistered

@@ -476,6 +476,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     drop(port);
     log::info!("mbufs in use at stop: {}", pool.in_use_count());
     drop(pool);
+    eal.remove_runtime_dir_if_empty();
     drop(eal);
     log::info!("baton stopped");
     Ok(())

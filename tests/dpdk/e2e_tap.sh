@@ -60,4 +60,7 @@ rm -f "$DIR.bg"
 
 stop_demo
 check "demo stopped and removed its namespace" bash -c "! ip netns list | grep -qw $NS"
+# Regression (fresh-user pass): every run left an empty DPDK runtime
+# directory behind.
+check "no DPDK runtime directory left behind" bash -c "[ ! -e /var/run/dpdk/baton-$NS ]"
 finish e2e_tap
