@@ -21,12 +21,12 @@ timeout 120 bench/compare/run.sh --smoke || { echo "bench smoke: compare FAILED"
 echo "== bench smoke: slowpath (1 s per setting)"
 timeout 120 bench/slowpath.sh 1 2 || { echo "bench smoke: slowpath FAILED"; rc=1; }
 
-echo "== bench smoke: replay (recorded workload, in-process, 0.3 s per phase)"
+echo "== bench smoke: replay (recorded workload and 256 KiB bulk downloads, in-process, 0.3 s per phase)"
 cargo build --release --locked --example bench-replay || exit 1
-timeout 120 bench/replay/run.sh --seconds 0.3 --idle 50 || { echo "bench smoke: replay FAILED"; rc=1; }
+timeout 120 bench/replay/run.sh --seconds 0.3 --idle 50 --bulk-bytes 262144 || { echo "bench smoke: replay FAILED"; rc=1; }
 
-echo "== bench smoke: replay --memif (baton run and the replayer as two DPDK processes over net_memif, 0.3 s per phase)"
-timeout 120 bench/replay/run.sh --memif --seconds 0.3 --idle 50 || { echo "bench smoke: replay --memif FAILED"; rc=1; }
+echo "== bench smoke: replay --memif (baton run and the replayer as two DPDK processes over net_memif, 0.3 s per phase, 256 KiB bulk)"
+timeout 120 bench/replay/run.sh --memif --seconds 0.3 --idle 50 --bulk-bytes 262144 || { echo "bench smoke: replay --memif FAILED"; rc=1; }
 
 echo "== bench smoke: replay --raw (net_pcap, 1 s) and net_null"
 timeout 120 bench/replay/run.sh --raw --seconds 1 || { echo "bench smoke: replay --raw FAILED"; rc=1; }

@@ -135,6 +135,24 @@ fn load_workload(path: &str) -> Result<(Vec<Conn>, usize), String> {
     Ok((conns, w.peak_concurrency.max(1)))
 }
 
+/// The bulk phase's synthetic workload: one connection shape, a small GET
+/// and a `body`-byte response (HTTP/1.1 200 with Content-Length), the body
+/// a pattern of little-endian u64 offsets, so a byte out of place differs.
+/// The client closes after the response (close_notify, then FIN).
+fn bulk_workload(body: usize) -> Vec<Conn> {
+    let request = b"GET /bulk HTTP/1.1\r\nHost: baton.test\r\n\r\n".to_vec();
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {body}\r\n\r\n");
+    let mut response = Vec::with_capacity(head.len() + body + 8);
+    response.extend_from_slice(head.as_bytes());
+    let mut off = 0u64;
+    while response.len() < head.len() + body {
+        response.extend_from_slice(&off.to_le_bytes());
+        off += 8;
+    }
+    response.truncate(head.len() + body);
+    vec![Conn { resumed: true, backend_closes: false, close_think_us: 0, exchanges: vec![Exchange { think_us: 0, request, response }] }]
+}
+
 // ---------------------------------------------------------------- frame pipe
 
 /// baton's side of the frame pipe.
@@ -913,7 +931,14 @@ fn phase(name: &'static str, s: &Setup, w: &[Conn], force: Force, seconds: f64, 
     t.begin();
     let mut client = Host::new(CLIENT_MAC, CLIENT_IP, 11);
     let mut backend = Host::new(BACKEND_MAC, BACKEND_IP, 12);
-    let buf = if idle > 0 { 8 * 1024 } else { 64 * 1024 };
+    // bulk: 256 KiB socket buffers (window scaling), as baton's default
+    let buf = if idle > 0 {
+        8 * 1024
+    } else if name == "bulk" {
+        256 * 1024
+    } else {
+        64 * 1024
+    };
     let mut listeners: Vec<SocketHandle> = Vec::new();
     let mut apps: Vec<ClientApp> = Vec::new();
     let mut bapps: Vec<BackendApp> = Vec::new();
@@ -1123,7 +1148,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         eprintln!("usage: bench-replay [--workload F] [--seconds N] [--concurrency C] [--think-scale X] [--idle K]\n\
-                   \x20                   [--worker-core N] [--engine-core N]\n\
+                   \x20                   [--bulk-bytes N] [--bulk-concurrency C] [--worker-core N] [--engine-core N]\n\
                    \x20                   [--memif --baton PATH [--baton-cores LIST] [--slow-path-threads N] [--memif-args K=V,..]]");
         std::process::exit(2);
     }
@@ -1141,6 +1166,10 @@ fn main() {
         }
     };
     let conc: usize = arg(&args, "--concurrency", (peak * 8).max(16)).clamp(1, 4096);
+    // bulk phase: C connections at once, each one response of N bytes
+    let bulk_bytes: usize = arg(&args, "--bulk-bytes", 8usize << 20).clamp(1024, 256 << 20);
+    let bulk_conc: usize = arg(&args, "--bulk-concurrency", 4usize).clamp(1, 64);
+    let bw = bulk_workload(bulk_bytes);
     let memif_mode = args.iter().any(|a| a == "--memif");
     if engine_core >= 0 {
         core_affinity::set_for_current(core_affinity::CoreId { id: engine_core as usize });
@@ -1179,7 +1208,7 @@ fn main() {
     let nfull = w.iter().filter(|c| !c.resumed).count();
     let bytes: usize = w.iter().flat_map(|c| c.exchanges.iter()).map(|e| e.request.len() + e.response.len()).sum();
     println!(
-        "bench-replay: {}, client engine smoltcp + rustls on core {engine_core}; workload {wl}: {} connections ({nfull} full, {} resumed), {} exchanges, {bytes} bytes, recorded peak concurrency {peak}; replayed with concurrency {conc}, think times x{think_scale}, {seconds} s per phase",
+        "bench-replay: {}, client engine smoltcp + rustls on core {engine_core}; workload {wl}: {} connections ({nfull} full, {} resumed), {} exchanges, {bytes} bytes, recorded peak concurrency {peak}; replayed with concurrency {conc}, think times x{think_scale}, {seconds} s per phase; bulk: {bulk_conc} connections at once, resumed, {bulk_bytes}-byte responses",
         target.describe(),
         w.len(),
         w.len() - nfull,
@@ -1191,7 +1220,8 @@ fn main() {
     let perf_out = std::env::var("REPLAY_PERF_OUT").unwrap_or_else(|_| "perf.data".into());
     // frame pointers are not kept in baton's release build: dwarf unwinding
     let perf_cg = std::env::var("REPLAY_PERF_CALLGRAPH").unwrap_or_else(|_| "dwarf".into());
-    let run = |name: &'static str, force: Force, secs: f64, idle: usize, t: &mut dyn Target, pid: Option<i32>| {
+    #[allow(clippy::too_many_arguments)]
+    let run = |name: &'static str, w: &[Conn], conc: usize, force: Force, secs: f64, idle: usize, t: &mut dyn Target, pid: Option<i32>| {
         let perf = match (&perf_phase, pid) {
             (Some(p), Some(pid)) if p == name => Command::new("perf")
                 .args(["record", "--call-graph", &perf_cg, "-F", "999", "-o", &perf_out, "-p", &pid.to_string()])
@@ -1204,7 +1234,7 @@ fn main() {
         if perf.is_some() {
             std::thread::sleep(StdDuration::from_millis(300));
         }
-        let r = phase(name, &s, &w, force, secs, conc, idle, t);
+        let r = phase(name, &s, w, force, secs, conc, idle, t);
         if let Some(mut c) = perf {
             let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
             let _ = c.wait();
@@ -1215,12 +1245,14 @@ fn main() {
     let mut results = Vec::new();
     // Idle first: later phases leave freed heap the allocator would reuse,
     // hiding the growth.
-    let idle_r = run("idle", Force::Full, seconds, idle, target.as_mut(), pid);
+    let idle_r = run("idle", &w, conc, Force::Full, seconds, idle, target.as_mut(), pid);
     // A warm-up that also fills the ticket pool.
-    let _ = run("warmup", Force::Full, 0.3, 0, target.as_mut(), pid);
-    results.push(run("full", Force::Full, seconds, 0, target.as_mut(), pid));
-    results.push(run("resumed", Force::Resumed, seconds, 0, target.as_mut(), pid));
-    results.push(run("recorded mix", Force::AsRecorded, seconds, 0, target.as_mut(), pid));
+    let _ = run("warmup", &w, conc, Force::Full, 0.3, 0, target.as_mut(), pid);
+    results.push(run("full", &w, conc, Force::Full, seconds, 0, target.as_mut(), pid));
+    results.push(run("resumed", &w, conc, Force::Resumed, seconds, 0, target.as_mut(), pid));
+    results.push(run("recorded mix", &w, conc, Force::AsRecorded, seconds, 0, target.as_mut(), pid));
+    // Bulk download, resumed (the earlier phases filled the ticket pool).
+    results.push(run("bulk", &bw, bulk_conc, Force::Resumed, seconds, 0, target.as_mut(), pid));
     results.push(idle_r);
     let stop_result = target.stop();
     drop(target);
@@ -1249,6 +1281,27 @@ fn main() {
     println!("bench-replay: ok ({ok} replayed connections completed, every byte as recorded)");
 }
 
+/// Which side limited a phase: the worker loop busy >= 80 % of wall, else
+/// the engine idle < 30 % of wall, else neither.
+fn bound_by(r: &PhaseResult) -> String {
+    let wbusy = (r.counts.busy_est / r.wall).min(1.0);
+    let eidle = (r.engine_idle / r.wall).min(1.0);
+    let mut bound = if r.name == "idle" {
+        "-"
+    } else if wbusy >= 0.8 {
+        "baton worker"
+    } else if eidle < 0.3 {
+        "engine"
+    } else {
+        "neither (latency)"
+    }
+    .to_string();
+    if r.name != "idle" && r.worker_wait / r.wall > 0.15 && r.engine_wait / r.wall > 0.15 {
+        bound.push_str("; cores contended");
+    }
+    bound
+}
+
 fn report(rs: &[PhaseResult], c: &ceilings::Ceilings, hz: f64, hz_src: &str, separate: bool) {
     println!();
     println!(
@@ -1261,22 +1314,8 @@ fn report(rs: &[PhaseResult], c: &ceilings::Ceilings, hz: f64, hz_src: &str, sep
         // The worker's loop-busy share of its CPU, and the engine thread's
         // share of rounds that moved nothing: the side that is busy nearly
         // all the time it runs is the bottleneck.
-        let _ = worker;
-        let wbusy = (r.counts.busy_est / r.wall).min(1.0);
         let eidle = (r.engine_idle / r.wall).min(1.0);
-        let mut bound = if r.name == "idle" {
-            "-"
-        } else if wbusy >= 0.8 {
-            "baton worker"
-        } else if eidle < 0.3 {
-            "engine"
-        } else {
-            "neither (latency)"
-        }
-        .to_string();
-        if r.name != "idle" && r.worker_wait / r.wall > 0.15 && r.engine_wait / r.wall > 0.15 {
-            bound.push_str("; cores contended");
-        }
+        let bound = bound_by(r);
         println!(
             "{:<13} {:>6} {:>4} {:>6} {:>7} {:>6.2} {:>7.3} {:>6.0} {:>6.0} {:>5.0} {:>5.0} {:>6.3} {:>6.0} {:>5.0} {:>5.0} {:>5}  {}",
             r.name,
@@ -1362,6 +1401,48 @@ fn report(rs: &[PhaseResult], c: &ceilings::Ceilings, hz: f64, hz_src: &str, sep
             "  baton counted: {} handshakes ({} resumed), {} B client->backend, {} B backend->client, {} rx + {} tx frames",
             r.counts.handshakes, r.counts.resumed, r.counts.c2b, r.counts.b2c, r.counts.rx_frames, r.counts.tx_frames
         );
+    }
+    if let Some(r) = rs.iter().find(|r| r.name == "bulk") {
+        let gbit = r.tally.plain_bytes as f64 * 8.0 / 1e9;
+        let gib = r.tally.plain_bytes as f64 / (1u64 << 30) as f64;
+        // The crypto floor: baton seals every response byte and opens every
+        // request byte once (the backend leg is plaintext); both counted at
+        // the measured seal rate.
+        let floor = (1u64 << 30) as f64 * 8.0 / 1e9 / c.aead_gbps;
+        let per_gib = if gib > 0.0 { r.baton_cpu / gib } else { 0.0 };
+        println!(
+            "{:<44} {:>14} {:>14} {:>8}",
+            "CPU-s per GiB proxied (bulk, lower=better)",
+            format!("{per_gib:.3}"),
+            format!("{floor:.3}"),
+            if per_gib > 0.0 { format!("{:.3}", floor / per_gib) } else { "-".into() }
+        );
+        let busy_gib = if gib > 0.0 { busy_cpu(r) / gib } else { 0.0 };
+        println!(
+            "{:<44} {:>14} {:>14} {:>8}",
+            "  per busy CPU-s (spin left out, estimate)",
+            format!("{busy_gib:.3}"),
+            format!("{floor:.3}"),
+            if busy_gib > 0.0 { format!("{:.3}", floor / busy_gib) } else { "-".into() }
+        );
+        line("record crypto Gbit/s per CPU-s (bulk)", per(r, gbit), Some(c.aead_gbps), "");
+        line("  per busy CPU-s (spin left out, estimate)", per_busy(r, gbit), Some(c.aead_gbps), "");
+        line("bulk Gbit/s wall clock", gbit / r.wall, None, "");
+        println!(
+            "  bulk: {} downloads of {} B, {:.1} MiB proxied, bound by: {}; ceiling = the crypto floor (AES-128-GCM seal of the same bytes,\n  \
+             16 KiB records, ring, this run), ratio = floor / baton (DESIGN.md target: baton <= 2x floor, ratio >= 0.5)",
+            r.tally.ok,
+            r.tally.plain_bytes / r.tally.ok.max(1),
+            r.tally.plain_bytes as f64 / (1u64 << 20) as f64,
+            bound_by(r)
+        );
+        println!(
+            "  baton counted: {} handshakes ({} resumed), {} B client->backend, {} B backend->client, {} rx + {} tx frames",
+            r.counts.handshakes, r.counts.resumed, r.counts.c2b, r.counts.b2c, r.counts.rx_frames, r.counts.tx_frames
+        );
+        if r.tally.resume_misses > 0 {
+            println!("  ({} bulk connections asked to resume got a full handshake)", r.tally.resume_misses);
+        }
     }
     if let Some(r) = rs.iter().find(|r| r.name == "idle") {
         match r.idle_rss_per_conn {

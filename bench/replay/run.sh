@@ -4,13 +4,16 @@
 #   bench/replay/run.sh [--seconds N] [--concurrency C] [--idle K]
 #       The recorded workload (bench/replay/data/workload.json) re-enacted
 #       against baton's Worker in-process, every byte checked; one table.
-#   bench/replay/run.sh --memif [--seconds N] [--concurrency C] [--idle K] [--profile]
+#   bench/replay/run.sh --memif [--seconds N] [--concurrency C] [--idle K] [--profile [--profile-phase P]]
 #       The same replay against the real `baton run` in its own DPDK process
 #       (net_memif server; 1 worker on core 1, slow path and admin on); the
 #       replayer is a second DPDK process (net_memif client) on core 0. CPU
 #       is per process (all of baton's threads). --profile: `perf record -g`
-#       on baton's process during the recorded-mix phase, then the top of
+#       on baton's process during one phase (--profile-phase: "recorded mix",
+#       the default, or full, resumed, bulk), then the top of
 #       bench/replay/perf_summary.py over it (bench/replay/PROFILE.md).
+#   Both replay modes end with a bulk phase (--bulk-bytes N per download,
+#   default 8 MiB; --bulk-concurrency C downloads at once, default 4).
 #   bench/replay/run.sh --raw [--seconds N]
 #       Frames that need no client answer (SYN flood, malformed and hostile
 #       frames, ARP, ICMP; bench/replay/gen_raw.py) replayed at full rate
@@ -21,16 +24,17 @@
 set -uo pipefail
 ROOT=$(realpath "$(dirname "$0")/../..")
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-RAW=0; MEMIF=0; PROFILE=0; SECS=3; EXTRA=()
+RAW=0; MEMIF=0; PROFILE=0; PPHASE="recorded mix"; SECS=3; EXTRA=()
 while [ $# -gt 0 ]; do
   case $1 in
     --raw) RAW=1 ;;
     --memif) MEMIF=1 ;;
     --profile) PROFILE=1 ;;
+    --profile-phase) PPHASE=$2; shift ;;
     --seconds) SECS=$2; shift ;;
     --concurrency|--idle|--think-scale|--workload|--worker-core|--engine-core) EXTRA+=("$1" "$2"); shift ;;
-    --memif-args|--baton-cores|--slow-path-threads) EXTRA+=("$1" "$2"); shift ;;
-    *) echo "usage: $0 [--raw|--memif [--profile]] [--seconds N] [--concurrency C] [--idle K] [--think-scale X]"; exit 2 ;;
+    --memif-args|--baton-cores|--slow-path-threads|--bulk-bytes|--bulk-concurrency) EXTRA+=("$1" "$2"); shift ;;
+    *) echo "usage: $0 [--raw|--memif [--profile [--profile-phase P]]] [--seconds N] [--concurrency C] [--idle K] [--think-scale X] [--bulk-bytes N]"; exit 2 ;;
   esac
   shift
 done
@@ -48,11 +52,11 @@ if [ $MEMIF = 1 ]; then
   fi
   command -v perf >/dev/null || { echo "replay --memif --profile: perf not installed"; exit 2; }
   PD=$(mktemp -d /tmp/baton-replay-perf-XXXX)
-  REPLAY_PERF_PHASE="recorded mix" REPLAY_PERF_OUT="$PD/perf.data" timeout "$TMO" \
+  REPLAY_PERF_PHASE="$PPHASE" REPLAY_PERF_OUT="$PD/perf.data" timeout "$TMO" \
     "$REPLAY" --memif --baton "$BATON" --workload bench/replay/data/workload.json --seconds "$SECS" "${EXTRA[@]}"
   rc=$?
   if [ -s "$PD/perf.data" ]; then
-    echo; echo "== perf (baton process, recorded-mix phase; bench/replay/perf_summary.py)"
+    echo; echo "== perf (baton process, $PPHASE phase; bench/replay/perf_summary.py)"
     perf script -i "$PD/perf.data" -F comm,tid,ip,sym --inline 2>/dev/null | python3 bench/replay/perf_summary.py 15
     echo "(perf.data kept in $PD)"
   else
