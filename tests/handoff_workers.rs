@@ -248,3 +248,20 @@ fn resumed_connection_moves_at_every_frame() {
     assert!(yielded > 20, "only {yielded} moves");
     assert_eq!(r.sim.max_holders, 1);
 }
+
+/// The worker's timer heap holds about one entry per connection (regression:
+/// every service pass pushed one and none was removed, so a busy connection
+/// filled the heap with stale entries, each popped later for a spurious
+/// service pass; 6.9 % of baton's CPU in the replay's bulk phase).
+#[test]
+fn the_timer_heap_holds_about_one_entry_per_connection() {
+    let mut r = setup(1, 16 * 1024, 1024 * 1024, 26);
+    let mut most = 0;
+    r.run_until(200_000, &mut |_, _| 0, &mut |r| {
+        most = most.max(r.sim.workers[0].timer_entries());
+        r.client.done() && r.backend.closed
+    });
+    r.check_bytes();
+    eprintln!("timer heap: at most {most} entries for one connection");
+    assert!(most <= 4, "the timer heap grew to {most} entries for one connection");
+}

@@ -72,6 +72,10 @@ struct ConnKey {
 struct Slot {
     gen: u32,
     conn: Option<ProxiedConn>,
+    /// The time of this slot's live entry in the timer heap, if any: a
+    /// service pass pushes a new entry only when it is due earlier, and a
+    /// popped entry that is not this one is stale and skipped.
+    armed: Option<Instant>,
 }
 
 pub struct Worker {
@@ -471,12 +475,13 @@ impl Worker {
         let idx = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(Slot { gen: 0, conn: None });
+                self.slots.push(Slot { gen: 0, conn: None, armed: None });
                 (self.slots.len() - 1) as u32
             }
         };
         let s = &mut self.slots[idx as usize];
         s.conn = Some(conn);
+        s.armed = None;
         self.live += 1;
         ConnKey { idx, gen: s.gen }
     }
@@ -971,6 +976,9 @@ impl Worker {
                 break;
             }
             self.timers.pop();
+            // Stale: superseded by an earlier entry, or the slot was reused.
+            let Some(s) = self.slots.get_mut(idx as usize).filter(|s| s.gen == gen && s.armed == Some(t)) else { continue };
+            s.armed = None;
             self.mark_dirty(ConnKey { idx, gen });
         }
         let mut rounds = 0;
@@ -1049,7 +1057,17 @@ impl Worker {
         if status == Status::Done || c.is_done() {
             self.remove(k);
         } else if let Some(t) = next {
-            self.timers.push(Reverse((t.max(now), k.idx, k.gen)));
+            // One live entry per slot: a later deadline waits for the
+            // entry already armed (its pass arms the next one), an earlier
+            // one supersedes it (regression: every pass pushed an entry,
+            // 204 for one connection; tests/handoff_workers.rs).
+            let t = t.max(now);
+            if let Some(s) = self.slots.get_mut(k.idx as usize).filter(|s| s.gen == k.gen) {
+                if s.armed.is_none_or(|a| t < a) {
+                    s.armed = Some(t);
+                    self.timers.push(Reverse((t, k.idx, k.gen)));
+                }
+            }
         }
     }
 
@@ -1086,6 +1104,11 @@ impl Worker {
         }
         self.stats.conns_closed += 1;
         Some(c)
+    }
+
+    /// Entries in the timer heap (at most about one per connection).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
     }
 
     /// The earliest time a connection needs attention without new input.
