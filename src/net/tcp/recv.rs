@@ -35,6 +35,12 @@ impl RecvBuf {
     }
 
     fn write_at(&mut self, at: usize, data: &[u8]) {
+        if at == self.buf.len() {
+            // In-order data at the end (the common case): one copy, no
+            // zero fill first.
+            self.buf.extend(data);
+            return;
+        }
         if self.buf.len() < at + data.len() {
             self.buf.resize(at + data.len(), 0);
         }
