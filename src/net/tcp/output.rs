@@ -208,11 +208,18 @@ impl TcpConn {
             self.send_data(now, emit);
         }
         // Window update (receiver SWS avoidance, RFC 9293 §3.8.6.2.2): when
-        // the right edge can move by min(cap/2, MSS).
+        // the right edge can move by min(cap/2, MSS), and only while the
+        // window the peer has left is under half the buffer. Above that the
+        // peer keeps sending and the next regular ACK (every second
+        // segment, RFC 5681 §4.2) carries the new edge (regression: a
+        // proxy reads at once, so every segment moved the edge by an MSS
+        // and was answered by its own ACK: 3 ACKs per 4 segments in the
+        // replay's bulk phase).
         let right = self.rcv_nxt.wrapping_add((self.window_field(false) as u32) << self.rcv_wscale);
         if seq::gt(right, self.rcv_adv) && !self.peer_fin {
             let grow = seq::dist(self.rcv_adv, right);
-            if grow >= (self.recv.cap / 2).min(self.cfg.mss as usize) {
+            let left = if seq::gt(self.rcv_adv, self.rcv_nxt) { seq::dist(self.rcv_nxt, self.rcv_adv) } else { 0 };
+            if grow >= (self.recv.cap / 2).min(self.cfg.mss as usize) && left < self.recv.cap / 2 {
                 self.ack_now = true;
             }
         }

@@ -63,6 +63,33 @@ fn delayed_ack_every_second_segment_or_after_timeout() {
     assert_eq!(o[0].0.window, (64 * 1024 - 2100) as u16);
 }
 
+/// A proxy reads every segment at once, so each one moves the window's
+/// right edge by an MSS; that alone must not cost an ACK per segment
+/// (regression: 3 ACKs per 4 segments in the replay's bulk phase). Every
+/// second segment is ACKed (RFC 5681 §4.2) and those ACKs carry the edge.
+#[test]
+fn a_receiver_that_reads_at_once_acks_every_second_segment() {
+    let cfg = plain_cfg();
+    let mut c = established_passive(&cfg, 60000);
+    let base = PEER_ISN + 1;
+    let mut acks = 0;
+    let mut last_edge = 0u32;
+    for i in 0..100u32 {
+        let t = ms(20 + u64::from(i));
+        c.on_segment(&seg(base + i * 1000, OUR_ISN + 1, A, 60000), &payload(1000, i as u8), t);
+        assert_eq!(read_all(&mut c).len(), 1000);
+        for (h, _) in out(&mut c, t) {
+            acks += 1;
+            let edge = h.ack.wrapping_add(u32::from(h.window));
+            assert!(edge.wrapping_sub(last_edge) as i32 >= 0 || last_edge == 0, "the right edge moved back");
+            last_edge = edge;
+            // The peer is never left with less than half the buffer.
+            assert!(edge.wrapping_sub(base + (i + 1) * 1000) >= 32 * 1024, "window {}", h.window);
+        }
+    }
+    assert_eq!(acks, 50, "one ACK per two segments");
+}
+
 #[test]
 fn out_of_order_segments_are_merged_and_ack_reaches_80() {
     // N1.
