@@ -3,39 +3,14 @@
 //! and some traffic and now waits (a kept-alive client). This test binary
 //! counts live heap bytes; what a connection holds is what its removal
 //! frees, plus its slot in the worker's table (`Worker::slot_bytes`).
-#![allow(unsafe_code)]
-
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+mod count_alloc;
 
 use common::multi::MultiSim;
 use common::tlsclient::{client_config, test_server_tls, BackendApp, ClientApp};
 
-struct CountAlloc;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for CountAlloc {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: CountAlloc = CountAlloc;
+static GLOBAL: count_alloc::CountAlloc = count_alloc::CountAlloc;
 
 /// Per connection: (heap bytes its removal frees, slot bytes).
 fn idle_footprint(up: usize, down: usize) -> (isize, usize) {
@@ -68,12 +43,12 @@ fn idle_footprint(up: usize, down: usize) -> (isize, usize) {
     assert_eq!(sim.conns(), N);
     let flows = sim.workers[0].client_flows();
     let now = baton::time::Instant::from_millis(sim.now_ms);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = count_alloc::live();
     for f in &flows {
         // The export's own buffer is freed when it is dropped here.
         drop(sim.workers[0].export_conn(f, now).expect("export"));
     }
-    let freed = before - LIVE.load(Ordering::Relaxed);
+    let freed = before - count_alloc::live();
     assert_eq!(sim.conns(), 0);
     (freed / N as isize, sim.workers[0].slot_bytes())
 }

@@ -3,39 +3,14 @@
 //! close_notify and FIN), so the flow lingers for `TcpConfig::time_wait`.
 //! Only the TCP flow has a reason to stay; the TLS keys, the backend leg
 //! and the buffers must be gone. This test binary counts live heap bytes.
-#![allow(unsafe_code)]
-
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+mod count_alloc;
 
 use common::multi::MultiSim;
 use common::tlsclient::{client_config, pattern, test_server_tls, BackendApp, ClientApp};
 
-struct CountAlloc;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for CountAlloc {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: CountAlloc = CountAlloc;
+static GLOBAL: count_alloc::CountAlloc = count_alloc::CountAlloc;
 
 /// The backend ends the download: baton closes the client flow first, so
 /// the client flow waits out TIME_WAIT on baton.
@@ -88,7 +63,7 @@ fn lingering_connections_hold_only_tcp_state(backend_closes_first: bool) {
         backends.push(backend);
     }
     let lingering = sim.conns();
-    let held = LIVE.load(Ordering::Relaxed);
+    let held = count_alloc::live();
     assert_eq!(sim.workers[0].time_wait_count(), lingering, "the TIME_WAIT gauge");
     // Past TIME_WAIT: baton removes them.
     for _ in 0..3000 {
@@ -97,7 +72,7 @@ fn lingering_connections_hold_only_tcp_state(backend_closes_first: bool) {
     }
     assert_eq!(sim.conns(), 0, "still held after TIME_WAIT");
     assert_eq!(sim.workers[0].time_wait_count(), 0);
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = count_alloc::live();
     let per_conn = (held - after) / lingering.max(1) as isize;
     eprintln!("{lingering} connections in TIME_WAIT held {per_conn} B each");
     assert_eq!(lingering, N, "baton closed one flow first, so every connection waits out TIME_WAIT on baton");
