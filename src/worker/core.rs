@@ -714,21 +714,20 @@ impl Worker {
             }
         };
         drop(plain);
-        let put = f.put_conn(&id, &sealed, expiry, now);
-        if let Ok(small) = put {
-            owner.small = small;
-        }
-        if let Err(e) = put {
-            // A full table is backpressure, not an error: the connection
-            // stays here (counted). Said once per 10 s at most.
-            if parked {
-                log::debug!("worker {}: session table refused a handshake checkpoint: {e:?}", self.id);
-            } else if self.last_full_warning == Instant::ZERO || now.saturating_since(self.last_full_warning) >= Duration::from_secs(10) {
-                self.last_full_warning = now;
-                log::warn!("worker {}: session table refused a connection record: {e:?} (session.table_slots, small_slots)", self.id);
+        match f.put_conn(&id, &sealed, expiry, now) {
+            Ok(small) => owner.small = small,
+            Err(e) => {
+                // A full table is backpressure, not an error: the connection
+                // stays here (counted). Said once per 10 s at most.
+                if parked {
+                    log::debug!("worker {}: session table refused a handshake checkpoint: {e:?}", self.id);
+                } else if self.last_full_warning == Instant::ZERO || now.saturating_since(self.last_full_warning) >= Duration::from_secs(10) {
+                    self.last_full_warning = now;
+                    log::warn!("worker {}: session table refused a connection record: {e:?} (session.table_slots, small_slots)", self.id);
+                }
+                self.stats.handoff_put_failures += 1;
+                return false;
             }
-            self.stats.handoff_put_failures += 1;
-            return false;
         }
         // From here the table holds the only copy.
         f.directory.set(*client_flow, owner);
