@@ -157,7 +157,18 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
     let _ = writeln!(out, "{}: ok", file.display());
     let _ = writeln!(out, "  listen   {}:{} (prefix /{})", cfg.listen.address, cfg.listen.port, cfg.listen.prefix_len);
     let _ = writeln!(out, "  port     {} (vdevs: {})", cfg.dpdk.port, if cfg.dpdk.vdevs.is_empty() { "none".into() } else { cfg.dpdk.vdevs.join(" ") });
-    let _ = writeln!(out, "  workers  {} (slow-path threads {})", cfg.workers.count, cfg.workers.slow_path_threads);
+    let _ = writeln!(
+        out,
+        "  workers  {} (slow-path threads {}){}",
+        cfg.workers.count,
+        cfg.workers.slow_path_threads,
+        if cfg.workers.cores.is_empty() { String::new() } else { format!(", pinned to cores {:?}", cfg.workers.cores) }
+    );
+    if cfg.workers.cores.contains(&0) {
+        // The EAL's main thread runs on lcore 0 (`-l 0`); a busy-polling
+        // worker there shares its core.
+        let _ = writeln!(out, "  warning: workers.cores includes core 0, where DPDK's main thread runs; a polling worker there shares that core");
+    }
     let _ = writeln!(out, "  backends {}", cfg.backend.servers.join(", "));
     let _ = writeln!(out, "  tls      cert {} key {} alpn [{}]", cfg.tls.cert.display(), cfg.tls.key.display(), cfg.tls.alpn.join(", "));
     let _ = writeln!(

@@ -435,7 +435,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             Ok(r) => {
                 let stats: Vec<String> = r.stats.iter().filter(|(_, _, v)| *v > 0).map(|(k, _, v)| format!("{k}={v}")).collect();
                 let drops: Vec<String> = r.drops.iter().filter(|(_, v)| *v > 0).map(|(k, v)| format!("{}={v}", k.as_str())).collect();
-                log::info!("worker {} stopped: {}", r.id, stats.join(" "));
+                log::info!("worker {} stopped: {}", r.id, if stats.is_empty() { "no traffic".into() } else { stats.join(" ") });
                 log::info!("worker {} drops: {}", r.id, if drops.is_empty() { "none".into() } else { drops.join(" ") });
                 let busy: u64 = r.totals.iterations.iter().sum();
                 log::info!(
