@@ -19,7 +19,12 @@ n=$((50 << 20))
 dl=$!
 sleep 1.5
 w=""
-for i in 0 1; do [ "$(metric conns_accepted $i)" = 1 ] && w=$i; done
+# Up to 5 s more for curl's connection to show (a loaded machine).
+for _ in $(seq 1 50); do
+  for i in 0 1; do [ "$(metric conns_accepted $i)" = 1 ] && w=$i; done
+  [ -n "$w" ] && break
+  sleep 0.1
+done
 check "the download is served by one worker" [ -n "$w" ]
 other=$((1 - ${w:-0}))
 check "admin drain accepted" bash -c "ip netns exec $NS curl -s -X POST 'http://127.0.0.1:9180/drain?worker=${w:-0}' | grep -q draining"
