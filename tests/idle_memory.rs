@@ -53,18 +53,20 @@ fn idle_footprint(up: usize, down: usize) -> (isize, usize) {
     (freed / N as isize, sim.workers[0].slot_bytes())
 }
 
-#[test]
-fn an_idle_connection_after_a_download_holds_at_most_8_kib() {
-    let (heap, slot) = idle_footprint(300, 200_000);
+/// Asserts the DESIGN.md bound for a connection idle after `up`/`down` bytes.
+fn assert_idle_within_8_kib(up: usize, down: usize) {
+    let (heap, slot) = idle_footprint(up, down);
     let total = heap + slot as isize;
-    eprintln!("idle after 300 B up / 200 KB down: heap {heap} B + slot {slot} B = {total} B");
+    eprintln!("idle after {up} B up / {down} B down: heap {heap} B + slot {slot} B = {total} B");
     assert!(total <= 8192, "an idle connection holds {total} B (heap {heap} + slot {slot})");
 }
 
 #[test]
+fn an_idle_connection_after_a_download_holds_at_most_8_kib() {
+    assert_idle_within_8_kib(300, 200_000);
+}
+
+#[test]
 fn an_idle_connection_after_its_handshake_holds_at_most_8_kib() {
-    let (heap, slot) = idle_footprint(100, 100);
-    let total = heap + slot as isize;
-    eprintln!("idle after 100 B each way: heap {heap} B + slot {slot} B = {total} B");
-    assert!(total <= 8192, "an idle connection holds {total} B (heap {heap} + slot {slot})");
+    assert_idle_within_8_kib(100, 100);
 }

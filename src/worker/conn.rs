@@ -440,8 +440,8 @@ impl ProxiedConn {
         //     its keys and buffers go now, not when the flows are removed
         //     (regression: a connection in TIME_WAIT held its traffic keys
         //     and 6.9 KB, tests/time_wait.rs).
-        if self.is_lingering()
-            && !self.tls.is_retired()
+        if !self.tls.is_retired()
+            && self.is_lingering()
             && self.tls.tls_output().is_empty()
             && !self.job_pending
         {

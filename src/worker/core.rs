@@ -1039,11 +1039,10 @@ impl Worker {
         // parking would only cost a seal, a put and a take per flight.
         let may_park = self.checkpoint_handshakes && self.fabric.as_ref().is_some_and(|f| f.workers > 1);
         let Some(c) = self.get(k) else { return };
-        if !was_retired && c.tls.is_retired() {
-            self.time_wait += 1;
-        }
+        let (retired_now, park) = (!was_retired && c.tls.is_retired(), may_park && c.can_checkpoint());
+        self.time_wait += usize::from(retired_now);
         let Some(c) = self.get(k) else { return };
-        if may_park && c.can_checkpoint() {
+        if park {
             let (cf, deadline) = (c.client_flow(), c.handshake_deadline());
             if self.move_out(&cf, self.id, true, deadline, now) {
                 return;
