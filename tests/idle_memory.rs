@@ -14,6 +14,7 @@ static GLOBAL: count_alloc::CountAlloc = count_alloc::CountAlloc;
 
 /// Per connection: (heap bytes its removal frees, slot bytes).
 fn idle_footprint(up: usize, down: usize) -> (isize, usize) {
+    let _only_me = count_alloc::exclusive();
     const N: usize = 6;
     let (ca, tls) = test_server_tls("idle");
     let ccfg = client_config(&ca, None, None, &[]);

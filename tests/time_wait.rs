@@ -28,6 +28,7 @@ fn a_connection_whose_backend_flow_is_in_time_wait_holds_only_tcp_state() {
 }
 
 fn lingering_connections_hold_only_tcp_state(backend_closes_first: bool) {
+    let _only_me = count_alloc::exclusive();
     const N: usize = 6;
     let (ca, tls) = test_server_tls("timewait");
     let ccfg = client_config(&ca, None, None, &[]);
